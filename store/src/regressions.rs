@@ -1,0 +1,54 @@
+//! Switches that re-introduce historical race bugs, for the race regression suite.
+//!
+//! Only with the cargo feature `regressions`. Each [`Bug`] names one historical bug of this kind
+//! of store (the ids follow the project's race catalogue) and reverting it undoes exactly its
+//! fix. The switches are runtime values carried by the store's configuration (never statics), so
+//! parallel tests and simulated executions never see each other's switches.
+//!
+//! Store code asks through the [`reverted!`](crate::reverted) macro. Without the feature the
+//! macro expands to `false` without evaluating its argument, so production builds carry no trace
+//! of the switches.
+
+/// A historical bug whose fix can be reverted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Bug {
+    /// B4: a duplicate chunk insert reports "already stored" without touching the chunk, so a
+    /// concurrent sweep that already decided the chunk is unreferenced removes it.
+    B4DuplicateInsertNoTouch,
+}
+
+impl Bug {
+    fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of reverted fixes; empty by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Regressions(u64);
+
+impl Regressions {
+    /// No fix reverted.
+    pub fn none() -> Regressions {
+        Regressions(0)
+    }
+
+    /// This set plus `bug` reverted.
+    pub fn with(self, bug: Bug) -> Regressions {
+        Regressions(self.0 | bug.bit())
+    }
+
+    /// Is the fix of `bug` reverted?
+    pub fn is_reverted(&self, bug: Bug) -> bool {
+        self.0 & bug.bit() != 0
+    }
+}
+
+/// `reverted!(regressions, Bug)`: is the fix of `Bug` reverted in this configuration?
+#[macro_export]
+macro_rules! reverted {
+    ($regressions:expr, $bug:ident) => {
+        $regressions.is_reverted($crate::regressions::Bug::$bug)
+    };
+}
