@@ -9,12 +9,20 @@
 //! * [`blob`]: the on-disk blob format (magic, CRC-32, payload).
 //! * [`world`]: the filesystem, lock and clock boundary and its contracts.
 //! * [`sync`]: mutex, condition variable and threads of a runtime.
+//! * [`locking`]: every lock, its holders and what it protects (`LOCKING.md`).
+//!
+//! On-disk formats are documented in `docs/format.md`.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod backup_info;
 pub mod blob;
 pub mod chunk_store;
 pub mod digest;
+pub mod index;
+pub mod locking;
+pub mod locks;
+pub mod manifest;
 pub mod sync;
 pub mod world;
 

@@ -1,7 +1,7 @@
 //! The sync family: mutex, condition variable and threads, chosen by the world.
 //!
 //! Store code never names `std::sync` or `std::thread`. It names a [`SyncFamily`] instead, so
-//! the same source runs on real threads ([`StdSync`], here) and under the shuttle and loom
+//! the same source runs on real threads ([`StdSync`], in the real world module) and under the shuttle and loom
 //! schedulers (`sim::ShuttleSync`, `sim::LoomSync`). All three are ordinary types in one build:
 //! no `cfg(loom)`, no feature switch.
 //!
@@ -63,10 +63,13 @@ pub trait SyncFamily: Send + Sync + 'static {
         T: Send + 'static;
 }
 
+/// A thread's result: its value, or the payload it panicked with.
+pub type ThreadResult<T> = Result<T, Box<dyn std::any::Any + Send + 'static>>;
+
 /// A spawned thread's handle.
 pub trait JoinHandle<T>: Send {
     /// Waits for the thread; `Err` carries its panic payload.
-    fn join(self) -> std::thread::Result<T>;
+    fn join(self) -> ThreadResult<T>;
 }
 
 /// A mutex of family `S`, with method syntax.
@@ -124,72 +127,5 @@ impl<S: SyncFamily> Default for Condvar<S> {
     }
 }
 
-/// The real runtime: `std::sync` and OS threads.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StdSync;
 
-impl<T: Send> JoinHandle<T> for std::thread::JoinHandle<T> {
-    fn join(self) -> std::thread::Result<T> {
-        std::thread::JoinHandle::join(self)
-    }
-}
-
-impl SyncFamily for StdSync {
-    type Mutex<T: Send + 'static> = std::sync::Mutex<T>;
-    type Guard<'a, T: Send + 'static>
-        = std::sync::MutexGuard<'a, T>
-    where
-        T: 'a;
-    type Condvar = std::sync::Condvar;
-    type JoinHandle<T: Send + 'static> = std::thread::JoinHandle<T>;
-
-    fn mutex<T: Send + 'static>(value: T) -> Self::Mutex<T> {
-        std::sync::Mutex::new(value)
-    }
-
-    fn lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Self::Guard<'a, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn try_lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Option<Self::Guard<'a, T>> {
-        match mutex.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-
-    fn condvar() -> Self::Condvar {
-        std::sync::Condvar::new()
-    }
-
-    fn wait<'a, T: Send + 'static>(
-        condvar: &Self::Condvar,
-        guard: Self::Guard<'a, T>,
-    ) -> Self::Guard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn wait_timeout<'a, T: Send + 'static>(
-        condvar: &Self::Condvar,
-        guard: Self::Guard<'a, T>,
-        timeout: Duration,
-    ) -> (Self::Guard<'a, T>, bool) {
-        let (guard, result) = condvar
-            .wait_timeout(guard, timeout)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (guard, result.timed_out())
-    }
-
-    fn notify_all(condvar: &Self::Condvar) {
-        condvar.notify_all()
-    }
-
-    fn spawn<F, T>(f: F) -> Self::JoinHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        std::thread::spawn(f)
-    }
-}
+pub use crate::world::real::StdSync;

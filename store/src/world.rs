@@ -7,7 +7,7 @@
 //! manifest code runs on both.
 //!
 //! **Architecture Invariant:** outside [`real`], the `store` crate names no `std::fs`,
-//! `std::sync`, `std::thread` or `std::time` item (other than `Duration`) and makes no OS call.
+//! `std::sync` (beyond `Arc`), `std::thread` or `std::time` item (beyond `Duration`) and makes no OS call.
 //!
 //! # Errors
 //!

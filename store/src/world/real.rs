@@ -1,7 +1,8 @@
 //! The real world: `std::fs`, `std` file locks, fcntl record locks, `utimensat` and OS threads.
 //!
-//! This module is the only place in `store` that names `std::fs`, `std::time` or makes a raw
-//! OS call. Locks:
+//! This module is the only place in `store` that names `std::fs`, `std::sync`, `std::thread`
+//! or `std::time` (beyond `Duration`), or makes a raw OS call. It also holds [`StdSync`], the
+//! sync family of real threads. Locks:
 //!
 //! * flock: `std::fs::File::{try_lock, try_lock_shared, unlock}` (flock(2) semantics: per open
 //!   file description). A bounded wait polls `try_lock*` with a short back-off until the
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{DirEntry, FileKind, LockMode, LockWait, Metadata, OpenOptions, World, WorldFile};
-use crate::sync::StdSync;
+use crate::sync::{JoinHandle, SyncFamily, ThreadResult};
 
 /// The real filesystem, wall clock and OS threads.
 #[derive(Debug, Clone, Copy, Default)]
@@ -262,25 +263,72 @@ impl WorldFile for RealFile {
     }
 }
 
-/// Which record lock another process would run into on `path`: a test probe.
-///
-/// A process never sees its own record locks through `F_GETLK`, but open-file-description locks
-/// conflict with them, so `F_OFD_GETLK` on a fresh descriptor reports this process's record lock
-/// as another process would see it. Returns `None` when nothing is locked.
-pub fn record_lock_probe(path: &Path) -> io::Result<Option<LockMode>> {
-    let file = fs::OpenOptions::new().read(true).write(true).open(path)?;
-    // SAFETY: an all-zero `flock` struct is a valid value; the fields we need are set below.
-    let mut request: libc::flock = unsafe { std::mem::zeroed() };
-    request.l_type = libc::F_WRLCK as libc::c_short;
-    request.l_whence = libc::SEEK_SET as libc::c_short;
-    // SAFETY: the descriptor is open and `request` is a valid flock struct (l_pid = 0).
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut request) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+/// The real runtime: `std::sync` and OS threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdSync;
+
+impl<T: Send> JoinHandle<T> for std::thread::JoinHandle<T> {
+    fn join(self) -> ThreadResult<T> {
+        std::thread::JoinHandle::join(self)
     }
-    Ok(match i32::from(request.l_type) {
-        libc::F_RDLCK => Some(LockMode::Shared),
-        libc::F_WRLCK => Some(LockMode::Exclusive),
-        _ => None,
-    })
+}
+
+impl SyncFamily for StdSync {
+    type Mutex<T: Send + 'static> = std::sync::Mutex<T>;
+    type Guard<'a, T: Send + 'static>
+        = std::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+    type Condvar = std::sync::Condvar;
+    type JoinHandle<T: Send + 'static> = std::thread::JoinHandle<T>;
+
+    fn mutex<T: Send + 'static>(value: T) -> Self::Mutex<T> {
+        std::sync::Mutex::new(value)
+    }
+
+    fn lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Self::Guard<'a, T> {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn try_lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Option<Self::Guard<'a, T>> {
+        match mutex.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn condvar() -> Self::Condvar {
+        std::sync::Condvar::new()
+    }
+
+    fn wait<'a, T: Send + 'static>(
+        condvar: &Self::Condvar,
+        guard: Self::Guard<'a, T>,
+    ) -> Self::Guard<'a, T> {
+        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wait_timeout<'a, T: Send + 'static>(
+        condvar: &Self::Condvar,
+        guard: Self::Guard<'a, T>,
+        timeout: Duration,
+    ) -> (Self::Guard<'a, T>, bool) {
+        let (guard, result) = condvar
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (guard, result.timed_out())
+    }
+
+    fn notify_all(condvar: &Self::Condvar) {
+        condvar.notify_all()
+    }
+
+    fn spawn<F, T>(f: F) -> Self::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        std::thread::spawn(f)
+    }
 }

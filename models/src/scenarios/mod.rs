@@ -1,0 +1,3 @@
+//! Scenarios, one module per kernel.
+
+pub mod insert_sweep;

@@ -1,0 +1,13 @@
+//! Cross-crate integration tests: the store on the real and the simulated world.
+//!
+//! One test binary (fast to link). Generic test bodies are written once against
+//! [`support::Env`] and instantiated for both worlds with [`both_worlds!`].
+
+mod support;
+
+mod chunk_store;
+mod concurrency;
+mod boundary;
+mod differential;
+mod locks;
+mod formats;
