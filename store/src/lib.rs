@@ -18,6 +18,7 @@
 pub mod backup_info;
 pub mod blob;
 pub mod chunk_store;
+pub mod datastore;
 pub mod digest;
 pub mod index;
 pub mod locking;

@@ -253,3 +253,32 @@ fn default_fanout_on_real_disk() {
     store.insert_chunk(&x).expect("insert");
     assert!(store.chunk_path(x.digest()).starts_with(base.join(".chunks").join(&x.digest().to_hex()[..4])));
 }
+
+/// What each sync level makes durable, counted in the simulated world: `file` fsyncs every new
+/// chunk file and its prefix directory, `none` nothing, `filesystem` one `syncfs` when asked.
+#[test]
+fn sync_levels_issue_the_right_syncs() {
+    use sim::SimWorld;
+    use store::sync::StdSync;
+    for (index, level) in [SyncLevel::None, SyncLevel::File, SyncLevel::Filesystem].into_iter().enumerate() {
+        let world = SimWorld::<StdSync>::new(index as u64);
+        let config = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(level);
+        let store = ChunkStore::create(world.clone(), std::path::Path::new("/ds"), config).expect("create");
+        let before = world.sim_stats();
+        store.insert_chunk(&chunk(b"one")).expect("insert");
+        store.insert_chunk(&chunk(b"two")).expect("insert");
+        store.insert_chunk(&chunk(b"one")).expect("duplicate");
+        let after_inserts = world.sim_stats();
+        store.ensure_sync_level().expect("sync");
+        let after_ensure = world.sim_stats();
+        let file_syncs = after_inserts.sync_all - before.sync_all;
+        let dir_syncs = after_inserts.fsync_dir - before.fsync_dir;
+        let syncfs = after_ensure.syncfs - after_inserts.syncfs;
+        let expected = match level {
+            SyncLevel::None => (0, 0, 0),
+            SyncLevel::File => (2, 2, 0),
+            SyncLevel::Filesystem => (0, 0, 1),
+        };
+        assert_eq!((file_syncs, dir_syncs, syncfs), expected, "{level:?}");
+    }
+}

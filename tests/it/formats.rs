@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use store::backup_info::{BackupDir, BackupId, BackupTime, CivilTime};
+use store::backup_info::{
+    BACKUP_TIME_MAX, BACKUP_TIME_MIN, BackupDir, BackupId, BackupTime, CivilTime,
+};
 use store::chunk_store::SyncLevel;
 use store::digest::Digest;
 use store::index::{
@@ -281,7 +283,11 @@ fn digest_strategy() -> impl Strategy<Value = Digest> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Any valid fixed index survives encode → parse; any single-byte change outside the
     /// ignored header bytes (uuid, ctime, reserved) is rejected; no prefix panics.
@@ -296,10 +302,13 @@ proptest! {
         flip in 1u8..=255,
     ) {
         let chunk_size = 1u64 << chunk_shift;
-        let size = (chunks * chunk_size).saturating_sub(short_last.min(chunk_size.saturating_sub(1)));
+        let shorter_by = short_last.min(chunk_size - 1);
+        let size = (chunks * chunk_size).saturating_sub(shorter_by);
         let count = size.div_ceil(chunk_size);
-        let digests: Vec<Digest> = (0..count).map(|n| Digest::of(&[&seed[..], &n.to_le_bytes()].concat())).collect();
-        let index = FixedIndex::new(seed[..16].try_into().expect("16 bytes"), ctime, size, chunk_size, digests)
+        let digests: Vec<Digest> =
+            (0..count).map(|n| Digest::of(&[&seed[..], &n.to_le_bytes()].concat())).collect();
+        let uuid: [u8; 16] = seed[..16].try_into().expect("16 bytes");
+        let index = FixedIndex::new(uuid, ctime, size, chunk_size, digests)
             .expect("valid by construction");
         let bytes = index.to_bytes();
         prop_assert_eq!(FixedIndex::parse(&bytes).expect("round trip"), index.clone());
@@ -329,8 +338,12 @@ proptest! {
         ctime in any::<i64>(),
     ) {
         let mut end = 0;
-        let entries: Vec<(u64, Digest)> = steps.into_iter().map(|(len, d)| { end += len; (end, d) }).collect();
-        let index = DynamicIndex::new([7; 16], ctime, &entries).expect("increasing by construction");
+        let mut entries = Vec::new();
+        for (len, digest) in steps {
+            end += len;
+            entries.push((end, digest));
+        }
+        let index = DynamicIndex::new([7; 16], ctime, &entries).expect("increasing");
         let bytes = index.to_bytes();
         prop_assert_eq!(DynamicIndex::parse(&bytes).expect("round trip"), index.clone());
         prop_assert_eq!(index.index_bytes(), end);
@@ -346,7 +359,10 @@ proptest! {
     /// Backup times round-trip through RFC 3339 over the whole range, and the calendar
     /// fields agree with the text.
     #[test]
-    fn backup_time_round_trip(epoch in -62_167_219_200i64..=253_402_300_799, offset in -86_399i32..=86_399) {
+    fn backup_time_round_trip(
+        epoch in BACKUP_TIME_MIN..=BACKUP_TIME_MAX,
+        offset in -86_399i32..=86_399,
+    ) {
         let time = BackupTime::from_epoch(epoch).expect("in range");
         let text = time.to_string();
         prop_assert_eq!(BackupTime::parse(&text).expect("canonical form parses"), time);
@@ -364,7 +380,10 @@ proptest! {
     /// Arbitrary text never panics the name parsers, and every accepted id is one plain,
     /// non-hidden path component.
     #[test]
-    fn names_never_panic(text in ".{0,140}", bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
+    fn names_never_panic(
+        text in ".{0,140}",
+        bytes in proptest::collection::vec(any::<u8>(), 0..24),
+    ) {
         let ascii: String = bytes.iter().map(|&b| char::from(b & 0x7f)).collect();
         for candidate in [text.as_str(), ascii.as_str()] {
             if let Ok(id) = BackupId::parse(candidate) {

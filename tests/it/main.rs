@@ -10,4 +10,5 @@ mod concurrency;
 mod boundary;
 mod differential;
 mod locks;
+mod datastore;
 mod formats;

@@ -1,0 +1,497 @@
+//! The datastore: snapshots in groups over one chunk store, with every lock of the locking table.
+//!
+//! Layout: `<base>/<type>/<id>/<time>/` holds a snapshot's index files, blobs and manifest
+//! (`index.json.blob`); `<base>/.chunks/` is the chunk store; `<base>/.lock` the process
+//! locker's file; lock files live in the lock directory (`<base>/.locks/` unless configured),
+//! never inside the directories they protect.
+//!
+//! # Locking
+//!
+//! See `LOCKING.md` (also [`crate::locking`]). In short: the group lock (exclusive,
+//! non-blocking) admits one writer per group; the snapshot lock is exclusive for creating,
+//! destroying and protecting a snapshot and shared for using it; the manifest lock (exclusive,
+//! bounded wait) serialises manifest read-modify-write. Every guard is a value; functions that
+//! need a lock held take its guard.
+//!
+//! # Invariants
+//!
+//! * **I6:** a snapshot held shared (reader, verify, backup base) cannot be destroyed: forget
+//!   needs the exclusive snapshot lock and does not wait for it.
+//! * **I7:** after the backup, a manifest changes only through [`Datastore::update_manifest`],
+//!   under the manifest lock, by atomic replace, and only in its `unprotected` part.
+//! * **I10:** a protected snapshot is never removed; the check happens under the exclusive
+//!   snapshot lock, the same lock protection changes under.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backup_info::{BackupDir, BackupGroup, BackupId, BackupTime, BackupType, NameError};
+use crate::chunk_store::{ChunkStore, ChunkStoreConfig, ChunkStoreError};
+use crate::locks::{LockError, LockGuard, ProcessLocker, lock_file};
+use crate::manifest::{MANIFEST_BLOB_NAME, Manifest, ManifestError};
+use crate::sync::Mutex;
+use crate::world::{FileKind, LockMode, LockWait, World};
+
+/// Name of the marker file that protects a snapshot from forget and prune.
+pub const PROTECTED_MARKER: &str = ".protected";
+
+/// How long [`Datastore::update_manifest`] and forget wait for the manifest lock by default.
+pub const MANIFEST_LOCK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Settings of a datastore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatastoreConfig {
+    /// The chunk store's settings (fan-out, sync level, reverted fixes).
+    pub chunk_store: ChunkStoreConfig,
+    /// Where lock files live; `None` means `<base>/.locks`. Every process using the datastore
+    /// must use the same directory.
+    pub lock_dir: Option<PathBuf>,
+    /// Bounded wait for the manifest lock.
+    pub manifest_lock_timeout: Duration,
+}
+
+impl DatastoreConfig {
+    /// Defaults around a chunk-store configuration.
+    pub fn new(chunk_store: ChunkStoreConfig) -> DatastoreConfig {
+        DatastoreConfig {
+            chunk_store,
+            lock_dir: None,
+            manifest_lock_timeout: MANIFEST_LOCK_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
+/// Errors of datastore operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A lock was not taken: contention ([`LockError::is_contention`]) or I/O.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The chunk store failed.
+    #[error(transparent)]
+    ChunkStore(#[from] ChunkStoreError),
+    /// A manifest could not be read, parsed or written.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A name (type, id, time) is invalid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The world failed an operation.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The snapshot does not exist.
+    #[error("snapshot {0} does not exist")]
+    SnapshotNotFound(BackupDir),
+    /// The snapshot is protected.
+    #[error("cannot remove protected snapshot {0}")]
+    Protected(BackupDir),
+    /// An `update_manifest` closure changed more than the `unprotected` section.
+    #[error("manifest update of {0} changed protected fields; only `unprotected` may change")]
+    ProtectedManifestFields(BackupDir),
+}
+
+impl Error {
+    /// Is this lock contention (busy, timed out, lock file replaced)?
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Lock(err) if err.is_contention())
+    }
+
+    fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+        move |source| Error::Io { op, path: path.to_owned(), source }
+    }
+}
+
+/// Proof that a group's exclusive lock is held.
+#[must_use = "the group lock is released when the guard is dropped"]
+#[derive(Debug)]
+pub struct GroupLock<W: World> {
+    group: BackupGroup,
+    /// Holds the flock for as long as this value lives.
+    _guard: LockGuard<W>,
+}
+
+/// Proof that a snapshot's lock is held (shared or exclusive).
+#[must_use = "the snapshot lock is released when the guard is dropped"]
+#[derive(Debug)]
+pub struct SnapshotLock<W: World> {
+    dir: BackupDir,
+    guard: LockGuard<W>,
+}
+
+/// Proof that a snapshot's manifest lock is held.
+#[must_use = "the manifest lock is released when the guard is dropped"]
+#[derive(Debug)]
+pub struct ManifestLock<W: World> {
+    dir: BackupDir,
+    guard: LockGuard<W>,
+}
+
+impl<W: World> GroupLock<W> {
+    /// The locked group.
+    pub fn group(&self) -> &BackupGroup {
+        &self.group
+    }
+}
+
+impl<W: World> SnapshotLock<W> {
+    /// The locked snapshot.
+    pub fn dir(&self) -> &BackupDir {
+        &self.dir
+    }
+
+    /// Shared or exclusive.
+    pub fn mode(&self) -> LockMode {
+        self.guard.mode()
+    }
+}
+
+impl<W: World> ManifestLock<W> {
+    /// The snapshot whose manifest is locked.
+    pub fn dir(&self) -> &BackupDir {
+        &self.dir
+    }
+}
+
+/// One snapshot as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its name.
+    pub dir: BackupDir,
+    /// Whether its manifest exists (a snapshot is finished iff it does).
+    pub finished: bool,
+    /// Whether it carries the protection marker.
+    pub protected: bool,
+}
+
+struct Inner<W: World> {
+    world: W,
+    base: PathBuf,
+    lock_dir: PathBuf,
+    config: DatastoreConfig,
+    chunk_store: ChunkStore<W>,
+    process_locker: Arc<ProcessLocker<W>>,
+    gc_mutex: Mutex<W::Sync, ()>,
+}
+
+/// A datastore. Cheap to clone; clones share the chunk store and the process locker.
+///
+/// Open a datastore once per process and share the value: a second instance would have a second
+/// process locker, and closing its file would drop the first one's record locks (race B13).
+pub struct Datastore<W: World> {
+    inner: Arc<Inner<W>>,
+}
+
+impl<W: World> Clone for Datastore<W> {
+    fn clone(&self) -> Self {
+        Datastore { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<W: World> Datastore<W> {
+    /// Creates a datastore (and its chunk store) at `base`.
+    pub fn create(world: W, base: &Path, config: DatastoreConfig) -> Result<Datastore<W>, Error> {
+        let chunk_store = ChunkStore::create(world.clone(), base, config.chunk_store)?;
+        Ok(Datastore::assemble(world, base, config, chunk_store))
+    }
+
+    /// Opens an existing datastore.
+    pub fn open(world: W, base: &Path, config: DatastoreConfig) -> Result<Datastore<W>, Error> {
+        let chunk_store = ChunkStore::open(world.clone(), base, config.chunk_store)?;
+        Ok(Datastore::assemble(world, base, config, chunk_store))
+    }
+
+    fn assemble(
+        world: W,
+        base: &Path,
+        config: DatastoreConfig,
+        chunk_store: ChunkStore<W>,
+    ) -> Datastore<W> {
+        let lock_dir = config.lock_dir.clone().unwrap_or_else(|| base.join(".locks"));
+        let process_locker = ProcessLocker::new(world.clone(), &base.join(".lock"));
+        let inner = Inner {
+            world,
+            base: base.to_owned(),
+            lock_dir,
+            config,
+            chunk_store,
+            process_locker,
+            gc_mutex: Mutex::new(()),
+        };
+        Datastore { inner: Arc::new(inner) }
+    }
+
+    /// The world.
+    pub fn world(&self) -> &W {
+        &self.inner.world
+    }
+
+    /// The base directory.
+    pub fn base(&self) -> &Path {
+        &self.inner.base
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DatastoreConfig {
+        &self.inner.config
+    }
+
+    /// The chunk store.
+    pub fn chunk_store(&self) -> &ChunkStore<W> {
+        &self.inner.chunk_store
+    }
+
+    /// The process locker (one per datastore instance).
+    pub fn process_locker(&self) -> &Arc<ProcessLocker<W>> {
+        &self.inner.process_locker
+    }
+
+    /// The mutex that admits one GC run per datastore instance at a time.
+    pub fn gc_mutex(&self) -> &Mutex<W::Sync, ()> {
+        &self.inner.gc_mutex
+    }
+
+    /// `<base>/<type>/<id>`.
+    pub fn group_path(&self, group: &BackupGroup) -> PathBuf {
+        self.inner.base.join(group.relative_path())
+    }
+
+    /// `<base>/<type>/<id>/<time>`.
+    pub fn snapshot_path(&self, dir: &BackupDir) -> PathBuf {
+        self.inner.base.join(dir.relative_path())
+    }
+
+    fn lock_path(&self, kind: &str, parts: &[&str]) -> PathBuf {
+        self.inner.lock_dir.join(format!("{kind}-{}", parts.join("-")))
+    }
+
+    fn group_lock_path(&self, group: &BackupGroup) -> PathBuf {
+        self.lock_path("group", &[group.ty.as_str(), group.id.as_str()])
+    }
+
+    fn snapshot_lock_path(&self, kind: &str, dir: &BackupDir) -> PathBuf {
+        let time = dir.time.to_string();
+        self.lock_path(kind, &[dir.group.ty.as_str(), dir.group.id.as_str(), &time])
+    }
+
+    /// Takes a group's exclusive lock without waiting.
+    pub fn lock_group(&self, group: &BackupGroup) -> Result<GroupLock<W>, Error> {
+        let path = self.group_lock_path(group);
+        let what = format!("backup group {group}");
+        let guard = lock_file(self.world(), &path, &what, LockMode::Exclusive, LockWait::NonBlocking)?;
+        Ok(GroupLock { group: group.clone(), _guard: guard })
+    }
+
+    /// Takes a snapshot's lock in `mode` without waiting. The snapshot need not exist: callers
+    /// that need it re-check after locking.
+    pub fn lock_snapshot(&self, dir: &BackupDir, mode: LockMode) -> Result<SnapshotLock<W>, Error> {
+        let path = self.snapshot_lock_path("snapshot", dir);
+        let what = format!("snapshot {dir}");
+        let guard = lock_file(self.world(), &path, &what, mode, LockWait::NonBlocking)?;
+        Ok(SnapshotLock { dir: dir.clone(), guard })
+    }
+
+    /// Takes a snapshot's manifest lock, waiting at most the configured timeout.
+    pub fn lock_manifest(&self, dir: &BackupDir) -> Result<ManifestLock<W>, Error> {
+        let path = self.snapshot_lock_path("manifest", dir);
+        let what = format!("manifest of {dir}");
+        let wait = LockWait::Timeout(self.inner.config.manifest_lock_timeout);
+        let guard = lock_file(self.world(), &path, &what, LockMode::Exclusive, wait)?;
+        Ok(ManifestLock { dir: dir.clone(), guard })
+    }
+
+    /// Every backup group, sorted by type (vm, ct, host) and id. Directories whose names are not valid types
+    /// or ids are ignored; hidden entries (`.chunks`, `.locks`, `.lock`) too.
+    pub fn list_groups(&self) -> Result<Vec<BackupGroup>, Error> {
+        let mut groups = Vec::new();
+        for ty in [BackupType::Ct, BackupType::Host, BackupType::Vm] {
+            let type_dir = self.inner.base.join(ty.as_str());
+            for entry in self.list_dir_or_empty(&type_dir)? {
+                let Some(name) = entry.name_str() else { continue };
+                if entry.kind != FileKind::Dir {
+                    continue;
+                }
+                if let Ok(id) = BackupId::parse(name) {
+                    groups.push(BackupGroup::new(ty, id));
+                }
+            }
+        }
+        groups.sort();
+        Ok(groups)
+    }
+
+    fn list_dir_or_empty(&self, dir: &Path) -> Result<Vec<crate::world::DirEntry>, Error> {
+        match self.world().read_dir(dir) {
+            Ok(entries) => Ok(entries),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(err) => Err(Error::io("readdir", dir)(err)),
+        }
+    }
+
+    /// A group's snapshots, oldest first, listed without any lock (the listing may be stale by
+    /// the time it is used). A vanished group lists as empty.
+    pub fn list_snapshots(&self, group: &BackupGroup) -> Result<Vec<SnapshotInfo>, Error> {
+        let group_dir = self.group_path(group);
+        let mut snapshots = Vec::new();
+        for entry in self.list_dir_or_empty(&group_dir)? {
+            let Some(name) = entry.name_str() else { continue };
+            if entry.kind != FileKind::Dir {
+                continue;
+            }
+            let Ok(time) = BackupTime::parse(name) else { continue };
+            let dir = BackupDir::new(group.clone(), time);
+            let path = group_dir.join(name);
+            let finished = self.exists(&path.join(MANIFEST_BLOB_NAME))?;
+            let protected = self.exists(&path.join(PROTECTED_MARKER))?;
+            snapshots.push(SnapshotInfo { dir, finished, protected });
+        }
+        snapshots.sort_by_key(|info| info.dir.time);
+        Ok(snapshots)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool, Error> {
+        Ok(self.world().try_metadata(path).map_err(Error::io("stat", path))?.is_some())
+    }
+
+    /// Does the snapshot directory exist?
+    pub fn snapshot_exists(&self, dir: &BackupDir) -> Result<bool, Error> {
+        self.exists(&self.snapshot_path(dir))
+    }
+
+    /// Reads a snapshot's manifest (no lock: it is only ever replaced atomically).
+    pub fn load_manifest(&self, dir: &BackupDir) -> Result<Manifest, Error> {
+        Ok(Manifest::load_from_dir(self.world(), &self.snapshot_path(dir))?)
+    }
+
+    /// The only way to change a finished snapshot's manifest: under the manifest lock, load it,
+    /// let `change` edit it, check that only `unprotected` changed, and replace it atomically.
+    /// Returns the stored manifest.
+    pub fn update_manifest(
+        &self,
+        dir: &BackupDir,
+        change: impl FnOnce(&mut Manifest),
+    ) -> Result<Manifest, Error> {
+        let lock = self.lock_manifest(dir)?;
+        self.update_manifest_locked(&lock, change)
+    }
+
+    /// [`Datastore::update_manifest`] with the manifest lock already held.
+    pub fn update_manifest_locked(
+        &self,
+        lock: &ManifestLock<W>,
+        change: impl FnOnce(&mut Manifest),
+    ) -> Result<Manifest, Error> {
+        let dir = &lock.dir;
+        let path = self.snapshot_path(dir);
+        let before = Manifest::load_from_dir(self.world(), &path)?;
+        let mut after = before.clone();
+        change(&mut after);
+        let mut protected_after = after.clone();
+        protected_after.unprotected = before.unprotected.clone();
+        if protected_after != before {
+            return Err(Error::ProtectedManifestFields(dir.clone()));
+        }
+        after.store(self.world(), &path, self.inner.config.chunk_store.sync_level)?;
+        Ok(after)
+    }
+
+    /// Sets or clears a snapshot's protection, under its exclusive snapshot lock.
+    pub fn set_protection(&self, dir: &BackupDir, protected: bool) -> Result<(), Error> {
+        let _lock = self.lock_snapshot(dir, LockMode::Exclusive)?;
+        let snapshot = self.snapshot_path(dir);
+        if !self.exists(&snapshot)? {
+            return Err(Error::SnapshotNotFound(dir.clone()));
+        }
+        let marker = snapshot.join(PROTECTED_MARKER);
+        let result = if protected {
+            self.world()
+                .open(&marker, crate::world::OpenOptions::create_keep())
+                .map(drop)
+        } else {
+            match self.world().remove_file(&marker) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        result.map_err(Error::io("update protection", &marker))
+    }
+
+    /// Forget: destroys a snapshot.
+    ///
+    /// Exclusive snapshot lock (without waiting: a reader, verify or running backup makes this
+    /// fail busy) → manifest lock (bounded wait) → refuse if protected → remove the directory →
+    /// remove both lock files while still holding them → if the group is now empty, remove it
+    /// under a try of the group lock (skipped if somebody holds it).
+    pub fn forget_snapshot(&self, dir: &BackupDir) -> Result<(), Error> {
+        let snapshot_lock = self.lock_snapshot(dir, LockMode::Exclusive)?;
+        let manifest_lock = self.lock_manifest(dir)?;
+        let path = self.snapshot_path(dir);
+        if !self.exists(&path)? {
+            return Err(Error::SnapshotNotFound(dir.clone()));
+        }
+        if self.exists(&path.join(PROTECTED_MARKER))? {
+            return Err(Error::Protected(dir.clone()));
+        }
+        self.remove_snapshot_dir(&path)?;
+        manifest_lock.guard.remove(self.world())?;
+        snapshot_lock.guard.remove(self.world())?;
+        self.remove_group_if_empty(&dir.group)
+    }
+
+    fn remove_snapshot_dir(&self, path: &Path) -> Result<(), Error> {
+        for entry in self.world().read_dir(path).map_err(Error::io("readdir", path))? {
+            let file = path.join(&entry.name);
+            match self.world().remove_file(&file) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::io("unlink", &file)(err));
+                }
+                _ => {}
+            }
+        }
+        self.world().remove_dir(path).map_err(Error::io("rmdir", path))
+    }
+
+    fn remove_group_if_empty(&self, group: &BackupGroup) -> Result<(), Error> {
+        let group_lock = match self.lock_group(group) {
+            Ok(lock) => lock,
+            // A backup (or another remover) holds the group: it is not ours to remove.
+            Err(err) if err.is_contention() => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        self.remove_group_locked(&group_lock)
+    }
+
+    /// Removes a group's directory if it holds no snapshot, then its lock file (still held).
+    pub fn remove_group_locked(&self, group_lock: &GroupLock<W>) -> Result<(), Error> {
+        let group_dir = self.group_path(&group_lock.group);
+        let entries = self.list_dir_or_empty(&group_dir)?;
+        if entries.iter().any(|entry| entry.kind == FileKind::Dir) {
+            return Ok(());
+        }
+        for entry in &entries {
+            let file = group_dir.join(&entry.name);
+            self.world().remove_file(&file).map_err(Error::io("unlink", &file))?;
+        }
+        match self.world().remove_dir(&group_dir) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io("rmdir", &group_dir)(err));
+            }
+            _ => {}
+        }
+        let path = self.group_lock_path(&group_lock.group);
+        match self.world().remove_file(&path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::io("unlink", &path)(err)),
+            _ => Ok(()),
+        }
+    }
+}
