@@ -1,6 +1,6 @@
 //! The chunk store: content-addressed chunk files under `<base>/.chunks/<prefix>/<digest>`.
 //!
-//! A chunk is a [blob](crate::blob) whose name is the SHA-256 of its plain data. The prefix
+//! A chunk is a [blob] whose name is the SHA-256 of its plain data. The prefix
 //! directory is the first `n` hex digits of the digest; `n` is the store's [`PrefixFanout`]
 //! (4 digits = 65,536 directories on real disks, 1 digit = 16 in simulated scenarios).
 //!
