@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::blob::{self, BlobError};
 use crate::digest::Digest;
 use crate::sync::{Mutex, SyncFamily};
-use crate::world::{FileKind, Metadata, OpenOptions, World, WorldFile};
+use crate::world::{DirEntry, FileKind, Metadata, OpenOptions, World, WorldFile};
 
 #[cfg(feature = "regressions")]
 use crate::regressions::Regressions;
@@ -614,12 +614,7 @@ impl<W: World> ChunkStore<W> {
     ) -> Result<SweepStats, ChunkStoreError> {
         let mut stats = SweepStats::default();
         for index in 0..self.config.fanout.dir_count() {
-            let dir = self.chunk_dir.join(self.config.fanout.dir_name(index));
-            let entries = match self.world.read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(ChunkStoreError::io("readdir", &dir)(err)),
-            };
+            let (dir, entries) = self.read_prefix_dir(index)?;
             for entry in entries {
                 let Some(name) = entry.name_str().and_then(ChunkName::parse) else { continue };
                 let path = dir.join(&entry.name);
@@ -669,6 +664,16 @@ impl<W: World> ChunkStore<W> {
         Ok(())
     }
 
+    /// The `index`-th prefix directory and its entries; a missing directory lists as empty.
+    fn read_prefix_dir(&self, index: u32) -> Result<(PathBuf, Vec<DirEntry>), ChunkStoreError> {
+        let dir = self.chunk_dir.join(self.config.fanout.dir_name(index));
+        match self.world.read_dir(&dir) {
+            Ok(entries) => Ok((dir, entries)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok((dir, Vec::new())),
+            Err(err) => Err(ChunkStoreError::io("readdir", &dir)(err)),
+        }
+    }
+
     /// With [`SyncLevel::Filesystem`]: one `syncfs`, making every insert so far durable.
     pub fn ensure_sync_level(&self) -> Result<(), ChunkStoreError> {
         if self.config.sync_level == SyncLevel::Filesystem {
@@ -682,12 +687,7 @@ impl<W: World> ChunkStore<W> {
     pub fn list_chunk_names(&self) -> Result<Vec<ChunkName>, ChunkStoreError> {
         let mut names = Vec::new();
         for index in 0..self.config.fanout.dir_count() {
-            let dir = self.chunk_dir.join(self.config.fanout.dir_name(index));
-            let entries = match self.world.read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(ChunkStoreError::io("readdir", &dir)(err)),
-            };
+            let (_, entries) = self.read_prefix_dir(index)?;
             names.extend(entries.iter().filter_map(|entry| entry.name_str().and_then(ChunkName::parse)));
         }
         Ok(names)
