@@ -28,11 +28,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backup_info::{BackupDir, BackupGroup, BackupId, BackupTime, BackupType, NameError};
+use crate::blob::BlobError;
 use crate::chunk_store::{ChunkStore, ChunkStoreConfig, ChunkStoreError};
+use crate::digest::Digest;
+use crate::index::IndexError;
 use crate::locks::{LockError, LockGuard, ProcessLocker, lock_file};
 use crate::manifest::{MANIFEST_BLOB_NAME, Manifest, ManifestError};
 use crate::sync::Mutex;
 use crate::world::{FileKind, LockMode, LockWait, World};
+
+pub mod backup;
+pub mod gc;
+pub mod prune;
+pub mod reader;
+pub mod verify;
 
 /// Name of the marker file that protects a snapshot from forget and prune.
 pub const PROTECTED_MARKER: &str = ".protected";
@@ -99,12 +108,78 @@ pub enum Error {
     /// An `update_manifest` closure changed more than the `unprotected` section.
     #[error("manifest update of {0} changed protected fields; only `unprotected` may change")]
     ProtectedManifestFields(BackupDir),
+    /// An index file could not be read, parsed or written.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A blob could not be decoded.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+
+    // -- backup and reader sessions (datastore/backup.rs, datastore/reader.rs) --
+    /// The snapshot directory of a new backup already exists.
+    #[error("backup directory {0} already exists")]
+    SnapshotExists(BackupDir),
+    /// A group belongs to another owner.
+    #[error("backup group {group} is owned by {owner:?}, not {requested:?}")]
+    OwnerMismatch {
+        /// The group.
+        group: BackupGroup,
+        /// Its recorded owner.
+        owner: String,
+        /// Who asked.
+        requested: String,
+    },
+    /// A new backup's time is not newer than its group's last finished snapshot.
+    #[error("backup time of {dir} is not newer than the last finished snapshot {base}")]
+    BackupTimeNotNewer {
+        /// The new snapshot.
+        dir: BackupDir,
+        /// The group's newest finished snapshot.
+        base: BackupDir,
+    },
+    /// The base snapshot vanished while a backup used it; finishing could lose chunks.
+    #[error("base snapshot {base} was removed during the backup of {dir}, cannot finish")]
+    BaseVanished {
+        /// The snapshot being written.
+        dir: BackupDir,
+        /// Its base.
+        base: BackupDir,
+    },
+    /// A session was used against its protocol (unknown chunk, open writer, bad archive name,
+    /// manifest not matching the written files, ...).
+    #[error("backup protocol error in {dir}: {reason}")]
+    Protocol {
+        /// The snapshot of the session.
+        dir: BackupDir,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A reader asked for a chunk not referenced by an index it downloaded.
+    #[error("chunk {digest} of {dir} was not announced by a downloaded index")]
+    ChunkNotAllowed {
+        /// The snapshot of the reader session.
+        dir: BackupDir,
+        /// The chunk.
+        digest: Digest,
+    },
+
+    // -- garbage collection (datastore/gc.rs) --
+    /// Another GC holds the GC mutex or the process locker.
+    #[error("garbage collection already running or locked")]
+    GcRunning,
+    /// The filesystem does not honour explicit access-time updates; GC would delete live chunks.
+    #[error("access-time safety check failed: {0}")]
+    AtimeCheckFailed(String),
+
+    // -- prune (datastore/prune.rs) --
+
+    // -- verify (datastore/verify.rs) --
 }
 
 impl Error {
     /// Is this lock contention (busy, timed out, lock file replaced)?
     pub fn is_contention(&self) -> bool {
-        matches!(self, Error::Lock(err) if err.is_contention())
+        matches!(self, Error::GcRunning) || matches!(self, Error::Lock(err) if err.is_contention())
     }
 
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {

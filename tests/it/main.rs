@@ -12,3 +12,7 @@ mod differential;
 mod locks;
 mod datastore;
 mod formats;
+mod backup;
+mod gc;
+mod prune;
+mod verify;
