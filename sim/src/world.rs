@@ -35,6 +35,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 use std::sync::Arc;
 
 use store::sync::{Mutex, SyncFamily};
@@ -207,6 +208,11 @@ impl<S: SyncFamily> World for SimWorld<S> {
 
     fn now(&self) -> i64 {
         self.disk.now()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+        self.advance(i64::try_from(secs).unwrap_or(i64::MAX));
     }
 
     fn unique_id(&self) -> u64 {

@@ -176,6 +176,11 @@ pub trait World: Clone + Send + Sync + 'static {
     /// and lock stamps. The simulated clock moves only when a scenario moves it.
     fn now(&self) -> i64;
 
+    /// Lets `duration` of this world's time pass before returning. The real world sleeps the
+    /// calling thread; a simulated world moves its clock forward (rounded up to whole seconds)
+    /// without blocking anybody.
+    fn sleep(&self, duration: Duration);
+
     /// A number never returned before by this world (in this process), for temporary names.
     fn unique_id(&self) -> u64;
 

@@ -73,6 +73,10 @@ impl World for RealWorld {
         }
     }
 
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
     fn unique_id(&self) -> u64 {
         let counter = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
         (u64::from(std::process::id()) << 32) ^ counter
