@@ -162,6 +162,24 @@ pub enum Error {
         /// The chunk.
         digest: Digest,
     },
+    /// An owner name is empty or contains control characters (it is stored as one line).
+    #[error("invalid owner name {0:?}: must be non-empty and free of control characters")]
+    InvalidOwner(String),
+    /// A group has no recorded owner (missing or empty `owner` file); an administrator must
+    /// set one with `set_group_owner` before it takes new backups.
+    #[error("backup group {0} has no recorded owner")]
+    NoOwner(BackupGroup),
+    /// The backup group does not exist.
+    #[error("backup group {0} does not exist")]
+    GroupNotFound(BackupGroup),
+    /// A reader asked for a file that the snapshot's manifest does not list.
+    #[error("{name:?} is not a file of snapshot {dir}")]
+    NotInManifest {
+        /// The snapshot of the reader session.
+        dir: BackupDir,
+        /// The file asked for.
+        name: String,
+    },
 
     // -- garbage collection (datastore/gc.rs) --
     /// Another GC holds the GC mutex or the process locker.
@@ -170,6 +188,29 @@ pub enum Error {
     /// The filesystem does not honour explicit access-time updates; GC would delete live chunks.
     #[error("access-time safety check failed: {0}")]
     AtimeCheckFailed(String),
+    /// The GC cutoff is outside [`gc::GC_CUTOFF_MIN`] ..= [`gc::GC_CUTOFF_MAX`].
+    #[error("garbage collection cutoff {cutoff:?} is outside 1 min ..= 2880 min")]
+    GcCutoffOutOfRange {
+        /// The cutoff asked for.
+        cutoff: Duration,
+    },
+    /// A group's newest snapshot kept vanishing while GC marked it, even under the group lock.
+    #[error("garbage collection gave up on group {group}: its newest snapshot still vanished after {relists} relists")]
+    GcGroupUnstable {
+        /// The group.
+        group: BackupGroup,
+        /// How many times it was listed again.
+        relists: u32,
+    },
+    /// The GC status file exists but is not a valid status.
+    #[error("garbage collection status {} is corrupt: {source}", path.display())]
+    GcStatusCorrupt {
+        /// The status file.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
 
     // -- prune (datastore/prune.rs) --
 

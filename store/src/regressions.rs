@@ -16,6 +16,10 @@ pub enum Bug {
     /// B4: a duplicate chunk insert reports "already stored" without touching the chunk, so a
     /// concurrent sweep that already decided the chunk is unreferenced removes it.
     B4DuplicateInsertNoTouch,
+    /// Not a historical bug: planted for the model-based test, which must find it and shrink it.
+    /// GC marks the chunks of each group's newest snapshot only, so chunks that only older
+    /// snapshots reference are swept once they age past the cutoff.
+    PlantedGcMarksNewestOnly,
 }
 
 impl Bug {

@@ -16,3 +16,4 @@ mod backup;
 mod gc;
 mod prune;
 mod verify;
+mod model;
