@@ -52,7 +52,7 @@
 //!   finished) → the base must still exist ([`Error::BaseVanished`], race B3) → the base lock
 //!   and the process-locker guard are dropped → `update_manifest` records the
 //!   `chunk_upload_stats` → the chunk store's sync level is ensured (`syncfs` with
-//!   [`SyncLevel::Filesystem`](crate::chunk_store::SyncLevel::Filesystem)) → the snapshot and
+//!   [`SyncLevel::Filesystem`]) → the snapshot and
 //!   group locks are released *before* success is reported, so a following backup of the same
 //!   group can start at once (B15).
 //! * Any failure of `finish`, an explicit `abort`, or dropping an unfinished session removes
