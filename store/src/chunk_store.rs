@@ -282,6 +282,17 @@ pub struct SweepStats {
     pub disk_bytes: u64,
 }
 
+/// What [`ChunkStore::rename_chunk_if_corrupt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadRename {
+    /// The chunk was still corrupt and is now this `.bad` file.
+    Renamed(PathBuf),
+    /// The chunk file is intact now (it was replaced since it was read); nothing was renamed.
+    Intact,
+    /// The chunk file no longer exists.
+    Vanished,
+}
+
 /// What a name in a prefix directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkName {
@@ -557,10 +568,39 @@ impl<W: World> ChunkStore<W> {
         Ok(touched)
     }
 
-    /// Under the mutex: renames a corrupt chunk to the first free `<digest>.<n>.bad` (the last
-    /// one is overwritten when all ten exist). `Ok(None)` if the chunk is already gone.
+    /// Under the mutex: renames a chunk to the first free `<digest>.<n>.bad` (the last one is
+    /// overwritten when all ten exist), whatever its content. `Ok(None)` if the chunk is already
+    /// gone. Verify uses [`ChunkStore::rename_chunk_if_corrupt`] instead.
     pub fn rename_corrupt_chunk(&self, digest: &Digest) -> Result<Option<PathBuf>, ChunkStoreError> {
-        let _guard = self.lock();
+        let guard = self.lock();
+        self.rename_corrupt_chunk_locked(&guard, digest)
+    }
+
+    /// Under the mutex: checks the chunk file again and renames it to `.bad` only if it is still
+    /// corrupt. Between a verifier's read of a damaged chunk and its rename, a backup may have
+    /// replaced the file with a good copy (an insert rewrites an empty or wrongly sized file);
+    /// renaming that copy would take a chunk away from the backup that just stored it.
+    pub fn rename_chunk_if_corrupt(&self, digest: &Digest) -> Result<BadRename, ChunkStoreError> {
+        let guard = self.lock();
+        match self.load_chunk(digest) {
+            Ok(_) => Ok(BadRename::Intact),
+            Err(ChunkStoreError::Missing { .. }) => Ok(BadRename::Vanished),
+            Err(ChunkStoreError::Corrupt { .. }) => {
+                Ok(match self.rename_corrupt_chunk_locked(&guard, digest)? {
+                    Some(path) => BadRename::Renamed(path),
+                    None => BadRename::Vanished,
+                })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn rename_corrupt_chunk_locked(
+        &self,
+        guard: &ChunkStoreGuard<'_, W>,
+        digest: &Digest,
+    ) -> Result<Option<PathBuf>, ChunkStoreError> {
+        self.check_guard(guard);
         let path = self.chunk_path(digest);
         let mut target = self.bad_chunk_path(digest, BAD_COPIES_MAX - 1);
         for n in 0..BAD_COPIES_MAX {

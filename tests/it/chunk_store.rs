@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use store::chunk_store::{ChunkName, ChunkProblem, SweepStats};
+use store::chunk_store::{BadRename, ChunkName, ChunkProblem, SweepStats};
 use store::world::{OpenOptions, World, WorldFile};
 use store::{Chunk, ChunkStore, ChunkStoreConfig, ChunkStoreError, PrefixFanout, SyncLevel};
 
@@ -31,6 +31,7 @@ both_worlds!(
     duplicate_insert_touches,
     sweep_by_cutoff,
     bad_rename_and_touch,
+    conditional_bad_rename_rechecks_the_file,
     empty_file_is_overwritten,
     size_mismatch_policy,
     corrupt_chunk_is_typed,
@@ -111,6 +112,29 @@ fn sweep_by_cutoff(env: &impl Env) {
     assert!(env.world().try_metadata(&temp).expect("stat").is_some(), "temp files are left alone");
     assert!(store.chunk_metadata(pending.digest()).expect("stat").is_some());
     assert!(store.chunk_metadata(live.digest()).expect("stat").is_some());
+}
+
+/// Verify's rename re-reads the chunk under the mutex: a damaged file is renamed, but a file
+/// that an insert has meanwhile replaced with a good copy stays, and a vanished one is reported.
+fn conditional_bad_rename_rechecks_the_file(env: &impl Env) {
+    let (store, _) = new_store(env, small_config());
+    let x = chunk(b"chunk x");
+    assert_eq!(store.rename_chunk_if_corrupt(x.digest()).expect("missing"), BadRename::Vanished);
+    store.insert_chunk(&x).expect("insert");
+    assert_eq!(store.rename_chunk_if_corrupt(x.digest()).expect("intact"), BadRename::Intact);
+    assert!(store.chunk_metadata(x.digest()).expect("stat").is_some(), "a good chunk stays");
+    // Damage it: an empty file, as a crash before the data reached the disk leaves it.
+    let path = store.chunk_path(x.digest());
+    env.world().open(&path, OpenOptions::create_truncate()).expect("truncate");
+    // An insert rewrites the empty file: a verifier that read the damaged file must not rename
+    // the good copy.
+    store.insert_chunk(&x).expect("repairing insert");
+    assert_eq!(store.rename_chunk_if_corrupt(x.digest()).expect("repaired"), BadRename::Intact);
+    assert!(store.load_chunk(x.digest()).is_ok());
+    env.world().open(&path, OpenOptions::create_truncate()).expect("truncate again");
+    let renamed = store.rename_chunk_if_corrupt(x.digest()).expect("corrupt");
+    assert_eq!(renamed, BadRename::Renamed(store.bad_chunk_path(x.digest(), 0)));
+    assert!(store.chunk_metadata(x.digest()).expect("stat").is_none());
 }
 
 fn bad_rename_and_touch(env: &impl Env) {

@@ -20,7 +20,8 @@
 //! read in digest order, which is the chunk store's directory order.
 //!
 //! A chunk whose bytes are damaged (bad blob, wrong digest) is renamed to `<digest>.<n>.bad`
-//! (under the chunk-store mutex, [`crate::chunk_store::ChunkStore::rename_corrupt_chunk`]). A
+//! (under the chunk-store mutex, [`crate::chunk_store::ChunkStore::rename_chunk_if_corrupt`],
+//! which checks the file again first: a backup may have replaced it with a good copy). A
 //! missing chunk is counted but, having no file, not renamed; a chunk that could not be read
 //! for another reason (an I/O error) is counted, neither renamed nor remembered, and read again
 //! by the next snapshot that needs it.
@@ -68,7 +69,7 @@ use std::path::PathBuf;
 
 use crate::backup_info::{BackupDir, BackupGroup};
 use crate::blob::{self, BlobError};
-use crate::chunk_store::{ChunkProblem, ChunkStoreError};
+use crate::chunk_store::{BadRename, ChunkProblem, ChunkStoreError};
 use crate::digest::Digest;
 use crate::index::{ArchiveKind, IndexError, IndexFile};
 use crate::manifest::{FileInfo, ManifestError, SnapshotVerifyState, VerifyState};
@@ -635,14 +636,21 @@ impl<W: World> Datastore<W> {
                 return;
             }
         };
-        job.corrupt_chunks.insert(digest);
-        let renamed_to = match self.chunk_store().rename_corrupt_chunk(&digest) {
-            Ok(renamed_to) => renamed_to,
+        // The rename re-checks the file under the chunk-store mutex: a backup may have replaced
+        // the damaged file with a good copy since it was read, and that copy must stay.
+        let renamed_to = match self.chunk_store().rename_chunk_if_corrupt(&digest) {
+            Ok(BadRename::Intact) => {
+                job.verified_chunks.insert(digest);
+                return;
+            }
+            Ok(BadRename::Renamed(path)) => Some(path),
+            Ok(BadRename::Vanished) => None,
             Err(source) => {
                 problems.push(VerifyProblem::RenameFailed { digest, source });
                 None
             }
         };
+        job.corrupt_chunks.insert(digest);
         problems.push(match problem {
             ChunkProblem::DigestMismatch { actual } => VerifyProblem::ChunkDigestMismatch {
                 archive,
