@@ -20,6 +20,13 @@ pub enum Bug {
     /// GC marks the chunks of each group's newest snapshot only, so chunks that only older
     /// snapshots reference are swept once they age past the cutoff.
     PlantedGcMarksNewestOnly,
+    /// Not in the historical catalogue: a window of the B18 fix that this project's explorers
+    /// found (scenario `gc_backup_prune`). GC relists a group only when the newest *listed*
+    /// snapshot vanished. A running backup's unfinished snapshot, listed first, has no index
+    /// yet; the backup finishes, prune removes its base, GC finds the base gone but not newest
+    /// and skips it, and the chunks reused from the base are swept. The fix relists also when
+    /// the newest finished snapshot vanished.
+    GcRelistIgnoresUnfinished,
 }
 
 impl Bug {

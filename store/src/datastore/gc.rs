@@ -34,8 +34,11 @@
 //!   its manifest: an index without a manifest entry (an unfinished snapshot, a manifest being
 //!   replaced) still pins its chunks, and marking too much is never a loss.
 //! * An index (or a whole snapshot) that vanished since the listing is skipped. If it belonged
-//!   to the group's newest snapshot, the group is listed again: a newer snapshot may have
-//!   replaced it. After ten relists the eleventh pass runs under the group's lock (exclusive,
+//!   to the group's newest snapshot, or to its newest *finished* snapshot, the group is listed
+//!   again: a newer snapshot may have replaced it. The second case matters when an unfinished
+//!   snapshot (a running backup) is listed first: the pass reaches it before its indexes exist,
+//!   so nothing of it is marked, and if its base is then removed (the backup finished and a
+//!   prune took the base) the chunks it reused from the base would be marked by nobody. After ten relists the eleventh pass runs under the group's lock (exclusive,
 //!   non-blocking; failing to get it aborts GC with the lock error), and a vanishing newest
 //!   snapshot even then aborts GC with [`Error::GcGroupUnstable`].
 //! * Index files of the walk that no group pass reached (files outside the backup hierarchy)
@@ -65,7 +68,10 @@
 //!     either GC marked the base before the new snapshot could have finished (its chunks are
 //!     marked), or it listed the group after the new snapshot was published (and marks the new
 //!     snapshot itself). If the newest listed snapshot vanished, a newer one replaced it, so the
-//!     group is listed again (race B18).
+//!     group is listed again (race B18). The same holds for the newest *finished* listed
+//!     snapshot when unfinished ones are listed before it: a backup that was still running when
+//!     the pass reached its snapshot may finish, and its base be pruned, before the pass reaches
+//!     the base; the relist then finds the finished snapshot and marks it.
 //!   * Only "not found" is tolerated when opening an index or touching a chunk; every other
 //!     failure aborts the run (B11). The cutoff is taken from the phase-1 start, never from the
 //!     sweep's start (B2).
@@ -641,9 +647,22 @@ impl<W: World> Datastore<W> {
             PlantedGcMarksNewestOnly
         );
         let snapshots = self.list_snapshots(group)?;
+        // A vanished snapshot makes the pass start again if it was the newest listed one, or
+        // the newest finished one: that is the base any running backup of the group reuses
+        // chunks from, and newer unfinished snapshots listed before it may have had no index
+        // yet when this pass reached them.
+        let newest_finished = if crate::reverted!(
+            self.config().chunk_store.regressions,
+            GcRelistIgnoresUnfinished
+        ) {
+            0
+        } else {
+            snapshots.iter().rev().position(|info| info.finished).unwrap_or(0)
+        };
         for (position, info) in snapshots.iter().rev().enumerate() {
+            let pins_reuse = position == 0 || position == newest_finished;
             let Some(files) = self.snapshot_index_files(&self.snapshot_path(&info.dir))? else {
-                if position == 0 {
+                if pins_reuse {
                     return Ok(GroupPass::NewestVanished);
                 }
                 continue;
@@ -660,7 +679,7 @@ impl<W: World> Datastore<W> {
                     }
                     Err(err) if err.is_not_found() => {
                         mark.unprocessed.remove(&path);
-                        if position == 0 {
+                        if pins_reuse {
                             return Ok(GroupPass::NewestVanished);
                         }
                     }
