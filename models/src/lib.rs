@@ -1,9 +1,22 @@
-//! Concurrent scenarios over the real store code, and the explorers that run them.
+//! Concurrent scenarios over the real store code, and the engine that explores them.
 //!
-//! A scenario is a plain function that builds a fresh simulated world, runs real store
-//! operations on 2–4 threads of a [`SyncFamily`](store::sync::SyncFamily), joins them and
-//! asserts the invariants. [`explore`] runs it under one shuttle scheduler or under loom and
-//! reports what it found.
+//! * [`scenario`]: how a scenario is declared: a setup in a fresh simulated world, 1–4 actors
+//!   running real store operations and returning printable [`Outcome`]s, and a check of the
+//!   invariants and of each actor's allowed outcomes.
+//! * [`explore`]: the explorers (shuttle random, PCT, URW; loom with a preemption bound), run as
+//!   a portfolio under a [`Plan`] with a [`Budget`]; failures are recorded with their schedule
+//!   and replay in one execution; a determinism check; counters per run.
+//! * [`knobs`]: the `EXPLORE_*` environment variables.
+//! * [`scenarios`]: the scenarios themselves, and probes that test the engine.
+
+#![warn(missing_docs)]
 
 pub mod explore;
+pub mod failure;
+pub mod knobs;
+pub mod recorder;
+pub mod scenario;
 pub mod scenarios;
+
+pub use explore::{Budget, Exploration, Explorer, Failure, Limits, Plan, Report};
+pub use scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};

@@ -564,7 +564,16 @@ impl<W: World> Datastore<W> {
         self.remove_group_if_empty(&dir.group)
     }
 
+    /// Removes a snapshot directory, the manifest first: from the first unlink on the snapshot
+    /// no longer counts as finished, so nobody sees a finished snapshot with files missing.
     fn remove_snapshot_dir(&self, path: &Path) -> Result<(), Error> {
+        let manifest = path.join(MANIFEST_BLOB_NAME);
+        match self.world().remove_file(&manifest) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io("unlink", &manifest)(err));
+            }
+            _ => {}
+        }
         for entry in self.world().read_dir(path).map_err(Error::io("readdir", path))? {
             let file = path.join(&entry.name);
             match self.world().remove_file(&file) {

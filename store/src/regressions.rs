@@ -25,7 +25,8 @@ pub enum Bug {
     /// snapshot vanished. A running backup's unfinished snapshot, listed first, has no index
     /// yet; the backup finishes, prune removes its base, GC finds the base gone but not newest
     /// and skips it, and the chunks reused from the base are swept. The fix relists also when
-    /// the newest finished snapshot vanished.
+    /// the newest finished snapshot vanished, and repeats a pass when a finished snapshot it
+    /// did not list appeared meanwhile (its base may have been listed half-removed).
     GcRelistIgnoresUnfinished,
 }
 

@@ -7,6 +7,7 @@ mod support;
 
 mod chunk_store;
 mod concurrency;
+mod explore;
 mod boundary;
 mod differential;
 mod locks;

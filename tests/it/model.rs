@@ -432,7 +432,7 @@ fn every_operation_has_its_effect() {
         list.iter().map(|(archive, ids)| (*archive, ids.to_vec())).collect()
     };
     let mut system = System::new(Regressions::none());
-    let mut step = |system: &mut System, op: Op| {
+    let step = |system: &mut System, op: Op| {
         system.apply(&op).unwrap_or_else(|err| panic!("{op:?}: {err}"));
         system.check().unwrap_or_else(|err| panic!("after {op:?}: {err}"));
     };

@@ -38,7 +38,11 @@
 //!   again: a newer snapshot may have replaced it. The second case matters when an unfinished
 //!   snapshot (a running backup) is listed first: the pass reaches it before its indexes exist,
 //!   so nothing of it is marked, and if its base is then removed (the backup finished and a
-//!   prune took the base) the chunks it reused from the base would be marked by nobody. After ten relists the eleventh pass runs under the group's lock (exclusive,
+//!   prune took the base) the chunks it reused from the base would be marked by nobody.
+//! * After a pass the group is listed once more: a finished snapshot that the pass did not list
+//!   (it was created and finished during the pass) makes the pass start again. Its base may have
+//!   been listed while a forget was removing it (manifest gone, so not "finished"; indexes gone,
+//!   so nothing to open and nothing noticed as vanished). After ten relists the eleventh pass runs under the group's lock (exclusive,
 //!   non-blocking; failing to get it aborts GC with the lock error), and a vanishing newest
 //!   snapshot even then aborts GC with [`Error::GcGroupUnstable`].
 //! * Index files of the walk that no group pass reached (files outside the backup hierarchy)
@@ -68,7 +72,9 @@
 //!     either GC marked the base before the new snapshot could have finished (its chunks are
 //!     marked), or it listed the group after the new snapshot was published (and marks the new
 //!     snapshot itself). If the newest listed snapshot vanished, a newer one replaced it, so the
-//!     group is listed again (race B18). The same holds for the newest *finished* listed
+//!     group is listed again (race B18); a pass that ends while a finished snapshot it did not
+//!     list exists is repeated, for a base that was listed half-removed. The same holds for the
+//!     newest *finished* listed
 //!     snapshot when unfinished ones are listed before it: a backup that was still running when
 //!     the pass reached its snapshot may finish, and its base be pruned, before the pass reaches
 //!     the base; the relist then finds the finished snapshot and marks it.
@@ -107,7 +113,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backup_info::BackupGroup;
+use crate::backup_info::{BackupDir, BackupGroup};
 use crate::chunk_store::{Chunk, SyncLevel};
 use crate::digest::Digest;
 use crate::index::{ArchiveKind, IndexFile};
@@ -368,7 +374,8 @@ struct Mark {
 /// How one pass over a group ended.
 enum GroupPass {
     Done,
-    NewestVanished,
+    /// The group changed under the pass in a way that may hide chunks: list it again.
+    Changed,
 }
 
 /// How one probe of the access-time check ended.
@@ -629,13 +636,13 @@ impl<W: World> Datastore<W> {
             };
             match self.mark_group_pass(mark, group)? {
                 GroupPass::Done => return Ok(()),
-                GroupPass::NewestVanished if relists == GC_GROUP_RELISTS_MAX => {
+                GroupPass::Changed if relists == GC_GROUP_RELISTS_MAX => {
                     return Err(Error::GcGroupUnstable {
                         group: group.clone(),
                         relists,
                     });
                 }
-                GroupPass::NewestVanished => relists += 1,
+                GroupPass::Changed => relists += 1,
             }
         }
     }
@@ -651,10 +658,9 @@ impl<W: World> Datastore<W> {
         // the newest finished one: that is the base any running backup of the group reuses
         // chunks from, and newer unfinished snapshots listed before it may have had no index
         // yet when this pass reached them.
-        let newest_finished = if crate::reverted!(
-            self.config().chunk_store.regressions,
-            GcRelistIgnoresUnfinished
-        ) {
+        let window_reverted =
+            crate::reverted!(self.config().chunk_store.regressions, GcRelistIgnoresUnfinished);
+        let newest_finished = if window_reverted {
             0
         } else {
             snapshots.iter().rev().position(|info| info.finished).unwrap_or(0)
@@ -663,7 +669,7 @@ impl<W: World> Datastore<W> {
             let pins_reuse = position == 0 || position == newest_finished;
             let Some(files) = self.snapshot_index_files(&self.snapshot_path(&info.dir))? else {
                 if pins_reuse {
-                    return Ok(GroupPass::NewestVanished);
+                    return Ok(GroupPass::Changed);
                 }
                 continue;
             };
@@ -680,11 +686,21 @@ impl<W: World> Datastore<W> {
                     Err(err) if err.is_not_found() => {
                         mark.unprocessed.remove(&path);
                         if pins_reuse {
-                            return Ok(GroupPass::NewestVanished);
+                            return Ok(GroupPass::Changed);
                         }
                     }
                     Err(err) => return Err(err.into()),
                 }
+            }
+        }
+        // A snapshot that finished after the listing was not seen by this pass. Its base may
+        // have been listed while it was being removed (no manifest, indexes already gone), so
+        // nothing above noticed the removal: list the group again.
+        if !window_reverted {
+            let listed: BTreeSet<&BackupDir> = snapshots.iter().map(|info| &info.dir).collect();
+            let after = self.list_snapshots(group)?;
+            if after.iter().any(|info| info.finished && !listed.contains(&info.dir)) {
+                return Ok(GroupPass::Changed);
             }
         }
         Ok(GroupPass::Done)
