@@ -13,9 +13,62 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Bug {
+    /// B1: GC ignores running writers: the cutoff is `phase1_start − cutoff` whatever the oldest
+    /// writer, so chunks a long backup uploaded early (not yet in any index) are swept.
+    B1WriterCutoffIgnored,
+    /// B2: the cutoff is computed from the sweep's start instead of phase 1's, so marks made
+    /// early in a long phase 1 already count as old.
+    B2CutoffAtSweepStart,
+    /// B3: a backup neither pins its base (no shared lock) nor checks at `finish` that the base
+    /// still exists, so the base can be forgotten and its reused chunks swept.
+    B3BaseNotPinned,
     /// B4: a duplicate chunk insert reports "already stored" without touching the chunk, so a
     /// concurrent sweep that already decided the chunk is unreferenced removes it.
     B4DuplicateInsertNoTouch,
+    /// B5: reader sessions and verify take no snapshot lock, so a snapshot can be forgotten
+    /// while it is read.
+    B5ReadersTakeNoLock,
+    /// B6: prune removes snapshots without taking their locks (a forced removal).
+    B6PruneForcesRemoval,
+    /// B7: `update_manifest` runs its read-modify-write without the manifest lock: lost updates.
+    B7ManifestWithoutLock,
+    /// B8: forget goes on when it could not get the manifest lock.
+    B8ForgetIgnoresManifestLock,
+    /// B9: GC aborts when an index vanished between listing and opening (liveness).
+    B9GcAbortsOnVanishedIndex,
+    /// B10: the process locker keeps its record lock after the last shared guard is dropped
+    /// while several were held (liveness: GC in another process never starts).
+    B10LockerKeepsReadLock,
+    /// B11: GC tolerates every touch error, not only "not found", so chunks it failed to mark
+    /// are swept.
+    B11GcToleratesTouchErrors,
+    /// B13: opening a datastore again in the same process makes a second process locker, whose
+    /// GC does not see the first one's writers.
+    B13SecondProcessLocker,
+    /// B15: a finished backup releases its group and snapshot locks only after `finish` has
+    /// returned (liveness: an immediately following backup of the group fails busy).
+    B15LocksOutliveFinish,
+    /// B16: lock files are locked without the double-stat identity check, so a lock file
+    /// unlinked while held can be owned twice.
+    B16LockWithoutIdentityCheck,
+    /// B17: a reader session takes the snapshot lock exclusively, so a backup cannot use the
+    /// snapshot as its base (liveness).
+    B17ReaderTakesExclusiveLock,
+    /// B18: GC marks from the list of index files taken at phase-1 start, without the live
+    /// newest-first iteration and relist.
+    B18GcMarksFromStartList,
+    /// B19: a backup session holds the process locker's shared guard only while an index writer
+    /// is open, so GC in another process can start in between.
+    B19LockerOnlyWhileWriting,
+    /// B20: the touch that decides "chunk present, reuse it" runs outside the chunk-store mutex,
+    /// so a sweep that already decided to remove the chunk removes it.
+    B20TouchOutsideMutex,
+    /// B21: renaming a corrupt chunk to `.bad` runs outside the chunk-store mutex, so a sweep's
+    /// stat → unlink finds the file gone and aborts.
+    B21RenameOutsideMutex,
+    /// B23: a failed backup's cleanup takes the group lock again through a new file handle,
+    /// which conflicts with the session's own lock, so the empty group is left behind.
+    B23CleanupRelocksGroup,
     /// Not a historical bug: planted for the model-based test, which must find it and shrink it.
     /// GC marks the chunks of each group's newest snapshot only, so chunks that only older
     /// snapshots reference are swept once they age past the cutoff.
