@@ -1,0 +1,103 @@
+//! Errors of the tool and their exit codes.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | failure (I/O error, anything not below) |
+//! | 2 | bad input: usage, a bad name, a missing path, no datastore at `--store` |
+//! | 3 | busy: a lock is held by another operation (backup, forget, reader, verify, GC) |
+//! | 4 | not found: the snapshot, group or archive does not exist |
+//! | 5 | damaged data: verify found problems, or a file of the store does not parse |
+
+use std::fmt;
+
+use store::datastore::Error as StoreError;
+
+/// The exit-code table, for `--help`.
+pub const HELP: &str = "Exit codes: 0 success, 1 failure, 2 bad input, 3 busy (a lock is held by \
+another operation), 4 not found, 5 damaged data (verify found problems, or a store file does not \
+parse).";
+
+/// What went wrong, by exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Exit 1.
+    Failure(String),
+    /// Exit 2.
+    BadInput(String),
+    /// Exit 3.
+    Busy(String),
+    /// Exit 4.
+    NotFound(String),
+    /// Exit 5.
+    Damaged(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            CliError::Failure(_) => 1,
+            CliError::BadInput(_) => 2,
+            CliError::Busy(_) => 3,
+            CliError::NotFound(_) => 4,
+            CliError::Damaged(_) => 5,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Failure(text) | CliError::BadInput(text) | CliError::NotFound(text) => {
+                f.write_str(text)
+            }
+            CliError::Busy(text) => write!(f, "busy: {text}"),
+            CliError::Damaged(text) => write!(f, "damaged: {text}"),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(err: StoreError) -> CliError {
+        use store::chunk_store::ChunkStoreError;
+        if err.is_contention() {
+            let holder = match &err {
+                StoreError::GcRunning => "another garbage collection".to_owned(),
+                _ => "another operation: a backup or forget (exclusive), or a reader or verify \
+                      (shared)"
+                    .to_owned(),
+            };
+            return CliError::Busy(format!("{err}; held by {holder}"));
+        }
+        let text = err.to_string();
+        match &err {
+            StoreError::Name(_)
+            | StoreError::InvalidOwner(_)
+            | StoreError::OwnerMismatch { .. }
+            | StoreError::BackupTimeNotNewer { .. }
+            | StoreError::SnapshotExists(_)
+            | StoreError::GcCutoffOutOfRange { .. }
+            | StoreError::NoOwner(_)
+            | StoreError::Protected(_) => CliError::BadInput(text),
+            StoreError::SnapshotNotFound(_)
+            | StoreError::GroupNotFound(_)
+            | StoreError::NotInManifest { .. } => CliError::NotFound(text),
+            StoreError::Index(err) if err.is_not_found() => CliError::NotFound(text),
+            StoreError::Manifest(err) if err.is_not_found() => CliError::NotFound(text),
+            StoreError::Index(_)
+            | StoreError::Blob(_)
+            | StoreError::Manifest(_)
+            | StoreError::GcStatusCorrupt { .. }
+            | StoreError::ChunkStore(ChunkStoreError::Corrupt { .. })
+            | StoreError::ChunkStore(ChunkStoreError::Missing { .. }) => CliError::Damaged(text),
+            _ => CliError::Failure(text),
+        }
+    }
+}
+
+impl From<store::backup_info::NameError> for CliError {
+    fn from(err: store::backup_info::NameError) -> CliError {
+        CliError::BadInput(err.to_string())
+    }
+}

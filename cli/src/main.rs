@@ -1,0 +1,184 @@
+//! `chunkstore`: the command-line tool for a chunk store on a real disk.
+//!
+//! ```text
+//! chunkstore -s /srv/store init
+//! chunkstore -s /srv/store backup host/web /etc          # a directory: tar stream, FastCDC chunks
+//! chunkstore -s /srv/store backup vm/100 disk.img        # a file: fixed 4 MiB chunks
+//! chunkstore -s /srv/store list
+//! chunkstore -s /srv/store restore host/web /tmp/etc     # the group's newest finished snapshot
+//! chunkstore -s /srv/store prune host/web --keep-daily 7
+//! chunkstore -s /srv/store gc
+//! chunkstore -s /srv/store verify
+//! ```
+//!
+//! Exit codes: see [`exit`]. Every command takes `--json` for machine-readable output.
+
+mod archive;
+mod commands;
+mod exit;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A chunk store in the style of a Proxmox Backup Server datastore, on a real disk.
+#[derive(Debug, Parser)]
+#[command(name = "chunkstore", version, about, after_help = exit::HELP)]
+pub struct Cli {
+    /// The datastore directory.
+    #[arg(short, long, env = "CHUNKSTORE", global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print results as JSON on stdout (no progress bars).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Durability of writes: none, file (fsync every file and directory), filesystem (one syncfs
+    /// at the end of a backup).
+    #[arg(long, global = true, value_enum, default_value_t = SyncArg::Filesystem)]
+    pub sync_level: SyncArg,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--sync-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    /// No fsync at all.
+    None,
+    /// fsync each file and its directory.
+    File,
+    /// One syncfs at the end of a backup.
+    Filesystem,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a datastore.
+    Init {
+        /// Hex digits of the chunk prefix directories (4: 65536 directories; 1: 16).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+        fanout: u8,
+    },
+    /// Back up a directory (dynamic index, content-defined chunks) or a file (fixed chunks).
+    Backup {
+        /// The group, `<type>/<id>` with type vm, ct or host.
+        group: String,
+        /// The directory or file to back up.
+        path: PathBuf,
+        /// Archive name (default: `root.tar.didx` for a directory, `<file name>.fidx` for a file).
+        #[arg(long)]
+        archive: Option<String>,
+        /// Backup time, RFC 3339 UTC (default: now).
+        #[arg(long)]
+        time: Option<String>,
+        /// Owner recorded for a new group, checked for an existing one.
+        #[arg(long, default_value = "root@local")]
+        owner: String,
+        /// Fixed chunk size for files, in bytes (a power of two).
+        #[arg(long, default_value_t = 4 << 20)]
+        chunk_size: u64,
+    },
+    /// List groups and snapshots.
+    List {
+        /// Only this group.
+        group: Option<String>,
+    },
+    /// Restore an archive of a snapshot.
+    Restore {
+        /// A snapshot `<type>/<id>/<time>`, or a group for its newest finished snapshot.
+        snapshot: String,
+        /// Where to restore: a directory for a directory archive, a file for an image.
+        target: PathBuf,
+        /// Which archive (default: the snapshot's only index archive).
+        #[arg(long)]
+        archive: Option<String>,
+    },
+    /// Remove one snapshot.
+    Forget {
+        /// `<type>/<id>/<time>`.
+        snapshot: String,
+    },
+    /// Remove the snapshots of a group that no keep option selects.
+    Prune {
+        /// `<type>/<id>`.
+        group: String,
+        /// Keep the newest N snapshots.
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        /// Keep the newest snapshot of each of the last N hours.
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        /// ... of each of the last N days.
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        /// ... of each of the last N ISO weeks.
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        /// ... of each of the last N months.
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        /// ... of each of the last N years.
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        /// Offset of the local time zone from UTC in minutes, for the calendar periods.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        utc_offset_minutes: i32,
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Garbage collection: remove chunks no snapshot references.
+    Gc {
+        /// Chunks not referenced for this many minutes are removed (default 1445: 24 h 5 min).
+        #[arg(long)]
+        cutoff_minutes: Option<u64>,
+        /// Skip the check that the filesystem honours access-time updates.
+        #[arg(long)]
+        no_atime_check: bool,
+    },
+    /// Re-read and re-hash every chunk of a snapshot, a group or the whole datastore.
+    Verify {
+        /// A snapshot or a group (default: everything).
+        target: Option<String>,
+        /// Skip snapshots that already have a verify state.
+        #[arg(long)]
+        skip_verified: bool,
+    },
+    /// Protect a snapshot from forget and prune (or lift the protection).
+    Protect {
+        /// `<type>/<id>/<time>`.
+        snapshot: String,
+        /// Lift the protection.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show or set a snapshot's notes.
+    Notes {
+        /// `<type>/<id>/<time>`.
+        snapshot: String,
+        /// New notes (omit to show them).
+        text: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if cli.json {
+                let value = serde_json::json!({ "error": err.to_string(), "exit-code": err.code() });
+                commands::print_out(&format!("{value:#}"));
+            } else {
+                eprintln!("chunkstore: {err}");
+            }
+            ExitCode::from(err.code())
+        }
+    }
+}
