@@ -1,37 +1,24 @@
 //! Backup sessions, reader sessions, group owner and notes, on both worlds.
 
 use std::path::Path;
-use std::time::Duration;
 
 use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::blob;
-use store::chunk_store::{Chunk, ChunkStoreConfig, PrefixFanout, SyncLevel};
+use store::chunk_store::Chunk;
 use store::datastore::backup::{ArchiveSpec, BackupOutcome, backup_snapshot};
-use store::datastore::{Datastore, DatastoreConfig, Error};
+use store::datastore::{Datastore, Error};
 use store::digest::Digest;
 use store::index::{ArchiveKind, IndexError, IndexFile};
 use store::manifest::{FileInfo, MANIFEST_BLOB_NAME, Manifest, SnapshotVerifyState, VerifyState};
 use store::world::{OpenOptions, World, WorldFile};
 
 use crate::both_worlds;
-use crate::support::Env;
+use crate::support::{Env, new_datastore, snapshot};
 
 const OWNER: &str = "alice@pbs";
 
 /// An access time far in the past, to see whether a chunk was touched.
 const OLD_ATIME: i64 = 1_000_000;
-
-fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
-    let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);
-    let mut config = DatastoreConfig::new(chunk_store);
-    config.manifest_lock_timeout = Duration::from_millis(50);
-    Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
-}
-
-fn snapshot(group: &str, time: &str) -> BackupDir {
-    let group = BackupGroup::from_relative_path(group).expect("valid group");
-    BackupDir::new(group, BackupTime::parse(time).expect("valid time"))
-}
 
 /// `len` bytes that differ for every `seed`.
 fn data(seed: u32, len: usize) -> Vec<u8> {

@@ -1,27 +1,14 @@
 //! Datastore layout, listing, manifest updates, protection and forget, on both worlds.
 
-use std::time::Duration;
 
-use store::backup_info::{BackupDir, BackupGroup, BackupTime};
-use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
-use store::datastore::{Datastore, DatastoreConfig, Error};
+use store::backup_info::{BackupDir, BackupGroup};
+use store::chunk_store::SyncLevel;
+use store::datastore::{Datastore, Error};
 use store::manifest::Manifest;
 use store::world::{LockMode, World};
 
 use crate::both_worlds;
-use crate::support::Env;
-
-fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
-    let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);
-    let mut config = DatastoreConfig::new(chunk_store);
-    config.manifest_lock_timeout = Duration::from_millis(50);
-    Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
-}
-
-fn snapshot(group: &str, time: &str) -> BackupDir {
-    let group = BackupGroup::from_relative_path(group).expect("valid group");
-    BackupDir::new(group, BackupTime::parse(time).expect("valid time"))
-}
+use crate::support::{Env, new_datastore, snapshot};
 
 /// Creates a snapshot directory, finished (with a manifest) or not, bypassing the backup path.
 fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {

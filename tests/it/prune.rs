@@ -2,21 +2,20 @@
 //! on both worlds (removals, dry run, snapshots in use, protection, the running backup).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use proptest::prelude::*;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime, CalendarPeriod, NameError};
-use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
+use store::chunk_store::SyncLevel;
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::prune::{
     KeepOptions, PruneMark, PruneOptions, PruneOutcome, PruneReport, compute_prune_info,
 };
-use store::datastore::{Datastore, DatastoreConfig, Error, SnapshotInfo};
+use store::datastore::{Datastore, Error, SnapshotInfo};
 use store::manifest::Manifest;
 use store::world::{LockMode, World};
 
 use crate::both_worlds;
-use crate::support::Env;
+use crate::support::{Env, new_datastore};
 
 use PruneMark::{Keep, KeepPartial, Protected, Remove};
 
@@ -788,13 +787,6 @@ both_worlds!(
     prune_beside_a_backup_session,
     bad_offset_fails_before_removing_anything,
 );
-
-fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
-    let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);
-    let mut config = DatastoreConfig::new(chunk_store);
-    config.manifest_lock_timeout = Duration::from_millis(50);
-    Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
-}
 
 /// Creates a snapshot directory, finished (with a manifest) or not, bypassing the backup path.
 fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {

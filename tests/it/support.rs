@@ -1,9 +1,13 @@
 //! Test environments: the same test body on the real world (a tempdir) and the simulated world.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sim::SimWorld;
 use store::sync::StdSync;
+use store::backup_info::{BackupDir, BackupGroup, BackupTime};
+use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
+use store::datastore::{Datastore, DatastoreConfig};
 use store::world::{RealWorld, World};
 
 /// A world plus what a generic test needs beyond the [`World`] trait.
@@ -83,6 +87,20 @@ impl Env for SimEnv {
         self.world.touch_atime(path).expect("touch to set atime");
         self.world.set_time(now);
     }
+}
+
+/// A datastore at `<root>/ds` with small fan-out, no syncing and a 50 ms manifest-lock wait.
+pub fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
+    let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);
+    let mut config = DatastoreConfig::new(chunk_store);
+    config.manifest_lock_timeout = Duration::from_millis(50);
+    Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
+}
+
+/// The snapshot `<group>/<time>` from valid text.
+pub fn snapshot(group: &str, time: &str) -> BackupDir {
+    let group = BackupGroup::from_relative_path(group).expect("valid group");
+    BackupDir::new(group, BackupTime::parse(time).expect("valid time"))
 }
 
 /// `both_worlds!(name)` turns the generic `fn name(env: &impl Env)` into two tests,

@@ -2,19 +2,18 @@
 //! bad-input group: hostile names and paths, and parsers fed arbitrary or damaged bytes.
 
 use std::path::{Component, Path};
-use std::time::Duration;
 
 use proptest::prelude::*;
 use store::backup_info::{
     BACKUP_ID_LEN_MAX, BackupDir, BackupGroup, BackupId, BackupTime, NameError,
 };
 use store::blob::{self, BlobError};
-use store::chunk_store::{ChunkName, ChunkProblem, ChunkStoreConfig, PrefixFanout, SyncLevel};
+use store::chunk_store::{ChunkName, ChunkProblem, SyncLevel};
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::verify::{
     SkipReason, VerifyJob, VerifyOptions, VerifyOutcome, VerifyProblem, verified_at, verify_upid,
 };
-use store::datastore::{Datastore, DatastoreConfig, Error};
+use store::datastore::{Datastore, Error};
 use store::digest::Digest;
 use store::index::{
     ArchiveKind, DynamicIndex, DynamicIndexWriter, FixedIndex, FixedIndexWriter, IndexError,
@@ -27,24 +26,12 @@ use store::world::{LockMode, OpenOptions, World, WorldFile};
 use store::{Chunk, ChunkStoreError};
 
 use crate::both_worlds;
-use crate::support::{Env, SimEnv};
+use crate::support::{Env, SimEnv, new_datastore, snapshot};
 
 const DAY: i64 = 86_400;
 
 /// Chunk size of the fixed indexes of these tests.
 const FIXED_CHUNK: usize = 16;
-
-fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
-    let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);
-    let mut config = DatastoreConfig::new(chunk_store);
-    config.manifest_lock_timeout = Duration::from_millis(50);
-    Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
-}
-
-fn snapshot(group: &str, time: &str) -> BackupDir {
-    let group = BackupGroup::from_relative_path(group).expect("valid group");
-    BackupDir::new(group, BackupTime::parse(time).expect("valid time"))
-}
 
 /// Writes a finished snapshot as a backup would: chunks into the chunk store, each archive
 /// (`*.didx`, `*.fidx` with 16-byte chunks, or `*.blob` of the parts concatenated), then the
