@@ -11,10 +11,13 @@
 
 #![warn(missing_docs)]
 
+pub mod cells;
 pub mod explore;
 pub mod failure;
 pub mod knobs;
 pub mod recorder;
+pub mod regressions;
+pub mod regressions_b;
 pub mod scenario;
 pub mod scenarios;
 

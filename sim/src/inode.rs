@@ -78,6 +78,16 @@ pub(crate) struct InodeState<S: SyncFamily> {
     pub(crate) flocks: BTreeMap<OfdId, (Pid, LockMode)>,
     /// fcntl record locks held, by process.
     pub(crate) record_locks: BTreeMap<Pid, LockMode>,
+    /// An injected failure of `touch_atime` on this inode (`SimWorld::fail_touch`).
+    pub(crate) touch_fault: Option<TouchFault>,
+}
+
+/// An injected `touch_atime` failure: its error kind and how many more calls fail (`None`:
+/// every call until cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TouchFault {
+    pub(crate) kind: std::io::ErrorKind,
+    pub(crate) remaining: Option<u32>,
 }
 
 impl<S: SyncFamily> Inode<S> {
@@ -95,6 +105,7 @@ impl<S: SyncFamily> Inode<S> {
             next_ofd: 0,
             flocks: BTreeMap::new(),
             record_locks: BTreeMap::new(),
+            touch_fault: None,
         };
         Arc::new(Inode { ino, kind, state: Mutex::new(state), flock_released: Condvar::new() })
     }

@@ -17,6 +17,10 @@
 //! * **Determinism**: every choice is a function of the seed, counters and the schedule
 //!   (`BTreeMap`s only, pinned hashes, a simulated clock).
 //! * **Errors** carry the `ErrorKind` Linux would give (see the table in [`store::world`]).
+//! * **Faults** happen only where a scenario injects them, deterministically:
+//!   [`SimWorld::fail_touch`] makes `touch_atime` of one inode fail (ENOSPC, EPERM, EIO, ...).
+//! * **Per-process registry**: [`store::world::World::process_shared`] keeps one registry per
+//!   simulated process, so two opens of a datastore in one process share its process locker.
 
 mod families;
 mod file;

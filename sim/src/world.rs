@@ -28,21 +28,23 @@
 //! * A directory's mtime is its creation time; entry changes do not update it.
 //! * `..` path components are refused (`InvalidInput`) and a trailing slash is ignored.
 //! * `fsync_dir` of a regular file is `NotADirectory` (Linux would fsync the file).
-//! * There are no hard links, symbolic links, permissions or free-space limits.
+//! * There are no hard links, symbolic links, permissions or free-space limits; I/O errors
+//!   exist only where a scenario injects them ([`SimWorld::fail_touch`]).
 //! * Durability is not modelled yet: every change is at once visible and "durable"; the
 //!   `sync` calls are only validated and counted ([`SimWorld::sim_stats`]).
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use std::sync::Arc;
 
 use store::sync::{Mutex, SyncFamily};
-use store::world::{DirEntry, FileKind, Metadata, OpenOptions, World};
+use store::world::{DirEntry, FileKind, Metadata, OpenOptions, SharedObject, World};
 
 use crate::file::SimFile;
-use crate::inode::{Inode, Pid};
+use crate::inode::{Inode, Pid, TouchFault};
 
 /// The simulated clock's start: 2023-11-14T22:13:20Z.
 pub const START_TIME: i64 = 1_700_000_000;
@@ -97,18 +99,21 @@ impl<S: SyncFamily> Disk<S> {
     }
 }
 
-/// One simulated process: its id and the inodes on which it may hold locks.
+/// One simulated process: its id, the inodes on which it may hold locks, and its registry of
+/// shared objects.
 pub(crate) struct Process<S: SyncFamily> {
     /// The process id.
     pub(crate) pid: Pid,
     /// Inodes on which this process took a flock or record lock (possibly released since), by
     /// inode number, so [`SimWorld::kill_process`] can find them even once unlinked.
     locked: Mutex<S, BTreeMap<u64, Arc<Inode<S>>>>,
+    /// The registry of [`World::process_shared`], by key (weak: users keep the objects alive).
+    shared: Mutex<S, BTreeMap<PathBuf, Weak<dyn Any + Send + Sync>>>,
 }
 
 impl<S: SyncFamily> Process<S> {
     fn new(pid: Pid) -> Arc<Self> {
-        Arc::new(Process { pid, locked: Mutex::new(BTreeMap::new()) })
+        Arc::new(Process { pid, locked: Mutex::new(BTreeMap::new()), shared: Mutex::new(BTreeMap::new()) })
     }
 
     /// Notes that this process took a lock on `inode`.
@@ -186,6 +191,28 @@ impl<S: SyncFamily> SimWorld<S> {
         *self.disk.stats.lock()
     }
 
+    /// Fault injection: from now on, [`World::touch_atime`] of the file or directory that `path`
+    /// names fails with `kind` (e.g. `StorageFull`, `PermissionDenied`, or `Other` for EIO),
+    /// the next `times` calls or, with `None`, until [`SimWorld::clear_touch_fault`]. The rule
+    /// belongs to the inode, on the shared disk: it holds for every process, follows the file
+    /// through renames and ends with the inode (a new file at the path does not fail). Other
+    /// operations on the file are unaffected. Arming it is one step of the schedule like any
+    /// other file operation, so an actor can "fill the disk" at a point the explorer chooses.
+    pub fn fail_touch(&self, path: &Path, kind: io::ErrorKind, times: Option<u32>) -> io::Result<()> {
+        self.disk.with_object(path, |_, state| {
+            state.touch_fault = Some(TouchFault { kind, remaining: times });
+            Ok(())
+        })
+    }
+
+    /// Ends a [`SimWorld::fail_touch`] rule on the inode `path` names.
+    pub fn clear_touch_fault(&self, path: &Path) -> io::Result<()> {
+        self.disk.with_object(path, |_, state| {
+            state.touch_fault = None;
+            Ok(())
+        })
+    }
+
     /// Simulates the death of this process: releases every flock held by its open file
     /// descriptions and every record lock it holds, and wakes blocked flock waiters.
     ///
@@ -253,9 +280,29 @@ impl<S: SyncFamily> World for SimWorld<S> {
     fn touch_atime(&self, path: &Path) -> io::Result<()> {
         let now = self.disk.now();
         self.disk.with_object(path, |_, state| {
+            if let Some(fault) = &mut state.touch_fault {
+                let kind = fault.kind;
+                match &mut fault.remaining {
+                    None => {}
+                    Some(1) => state.touch_fault = None,
+                    Some(remaining) => *remaining = remaining.saturating_sub(1),
+                }
+                return Err(io::Error::new(kind, "touch: injected fault"));
+            }
             state.atime = now;
             Ok(())
         })
+    }
+
+    fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
+        let mut registry = self.process.shared.lock();
+        registry.retain(|_, object| object.strong_count() > 0);
+        if let Some(object) = registry.get(key).and_then(Weak::upgrade) {
+            return object;
+        }
+        let object = make();
+        registry.insert(key.to_owned(), Arc::downgrade(&object));
+        object
     }
 
     fn open(&self, path: &Path, options: OpenOptions) -> io::Result<SimFile<S>> {

@@ -526,6 +526,10 @@ impl<W: World> ChunkStore<W> {
         digest: &Digest,
         assert_exists: bool,
     ) -> Result<bool, ChunkStoreError> {
+        if crate::reverted!(self.config.regressions, B20TouchOutsideMutex) {
+            // Race B20: a "present?" check that a sweep's stat → unlink can straddle.
+            return self.cond_touch(digest, assert_exists);
+        }
         let guard = self.lock();
         self.cond_touch_chunk_locked(&guard, digest, assert_exists)
     }
@@ -538,6 +542,11 @@ impl<W: World> ChunkStore<W> {
         assert_exists: bool,
     ) -> Result<bool, ChunkStoreError> {
         self.check_guard(guard);
+        self.cond_touch(digest, assert_exists)
+    }
+
+    /// The body of [`ChunkStore::cond_touch_chunk_locked`]; callers hold the mutex.
+    fn cond_touch(&self, digest: &Digest, assert_exists: bool) -> Result<bool, ChunkStoreError> {
         let path = self.chunk_path(digest);
         match self.world.touch_atime(&path) {
             Ok(()) => Ok(true),
@@ -572,6 +581,9 @@ impl<W: World> ChunkStore<W> {
     /// overwritten when all ten exist), whatever its content. `Ok(None)` if the chunk is already
     /// gone. Verify uses [`ChunkStore::rename_chunk_if_corrupt`] instead.
     pub fn rename_corrupt_chunk(&self, digest: &Digest) -> Result<Option<PathBuf>, ChunkStoreError> {
+        if crate::reverted!(self.config.regressions, B21RenameOutsideMutex) {
+            return self.rename_to_bad(digest);
+        }
         let guard = self.lock();
         self.rename_corrupt_chunk_locked(&guard, digest)
     }
@@ -581,12 +593,18 @@ impl<W: World> ChunkStore<W> {
     /// replaced the file with a good copy (an insert rewrites an empty or wrongly sized file);
     /// renaming that copy would take a chunk away from the backup that just stored it.
     pub fn rename_chunk_if_corrupt(&self, digest: &Digest) -> Result<BadRename, ChunkStoreError> {
-        let guard = self.lock();
+        // Race B21: with the fix reverted, the check and the rename run outside the mutex, so a
+        // sweep that stat'ed the chunk finds it gone when it unlinks.
+        let _guard = if crate::reverted!(self.config.regressions, B21RenameOutsideMutex) {
+            None
+        } else {
+            Some(self.lock())
+        };
         match self.load_chunk(digest) {
             Ok(_) => Ok(BadRename::Intact),
             Err(ChunkStoreError::Missing { .. }) => Ok(BadRename::Vanished),
             Err(ChunkStoreError::Corrupt { .. }) => {
-                Ok(match self.rename_corrupt_chunk_locked(&guard, digest)? {
+                Ok(match self.rename_to_bad(digest)? {
                     Some(path) => BadRename::Renamed(path),
                     None => BadRename::Vanished,
                 })
@@ -601,6 +619,11 @@ impl<W: World> ChunkStore<W> {
         digest: &Digest,
     ) -> Result<Option<PathBuf>, ChunkStoreError> {
         self.check_guard(guard);
+        self.rename_to_bad(digest)
+    }
+
+    /// The body of [`ChunkStore::rename_corrupt_chunk_locked`]; callers hold the mutex.
+    fn rename_to_bad(&self, digest: &Digest) -> Result<Option<PathBuf>, ChunkStoreError> {
         let path = self.chunk_path(digest);
         let mut target = self.bad_chunk_path(digest, BAD_COPIES_MAX - 1);
         for n in 0..BAD_COPIES_MAX {

@@ -302,8 +302,12 @@ struct Inner<W: World> {
 
 /// A datastore. Cheap to clone; clones share the chunk store and the process locker.
 ///
-/// Open a datastore once per process and share the value: a second instance would have a second
-/// process locker, and closing its file would drop the first one's record locks (race B13).
+/// Open a datastore once per process and share the value. A second `open` of the same path in
+/// one process shares the first one's process locker (a per-process registry of the world,
+/// [`World::process_shared`]), so GC still sees every writer of the process and no second file
+/// handle can drop the first one's record locks (race B13). It does get its own chunk-store
+/// mutex, so inserts and sweeps through two instances are not serialised with each other: keep
+/// one instance.
 pub struct Datastore<W: World> {
     inner: Arc<Inner<W>>,
 }
@@ -334,7 +338,7 @@ impl<W: World> Datastore<W> {
         chunk_store: ChunkStore<W>,
     ) -> Datastore<W> {
         let lock_dir = config.lock_dir.clone().unwrap_or_else(|| base.join(".locks"));
-        let process_locker = ProcessLocker::new(world.clone(), &base.join(".lock"));
+        let process_locker = ProcessLocker::for_datastore(&world, &base.join(".lock"), &config.chunk_store);
         let inner = Inner {
             world,
             base: base.to_owned(),
@@ -497,6 +501,9 @@ impl<W: World> Datastore<W> {
         dir: &BackupDir,
         change: impl FnOnce(&mut Manifest),
     ) -> Result<Manifest, Error> {
+        if crate::reverted!(self.config().chunk_store.regressions, B7ManifestWithoutLock) {
+            return self.rewrite_manifest(dir, change);
+        }
         let lock = self.lock_manifest(dir)?;
         self.update_manifest_locked(&lock, change)
     }
@@ -507,7 +514,15 @@ impl<W: World> Datastore<W> {
         lock: &ManifestLock<W>,
         change: impl FnOnce(&mut Manifest),
     ) -> Result<Manifest, Error> {
-        let dir = &lock.dir;
+        self.rewrite_manifest(&lock.dir, change)
+    }
+
+    /// The read-modify-write of a manifest; callers hold its manifest lock (race B7).
+    fn rewrite_manifest(
+        &self,
+        dir: &BackupDir,
+        change: impl FnOnce(&mut Manifest),
+    ) -> Result<Manifest, Error> {
         let path = self.snapshot_path(dir);
         let before = Manifest::load_from_dir(self.world(), &path)?;
         let mut after = before.clone();
@@ -550,7 +565,19 @@ impl<W: World> Datastore<W> {
     /// under a try of the group lock (skipped if somebody holds it).
     pub fn forget_snapshot(&self, dir: &BackupDir) -> Result<(), Error> {
         let snapshot_lock = self.lock_snapshot(dir, LockMode::Exclusive)?;
-        let manifest_lock = self.lock_manifest(dir)?;
+        let manifest_lock = match self.lock_manifest(dir) {
+            Ok(lock) => Some(lock),
+            // Race B8: going on without the lock while an update may be writing in the directory.
+            Err(_)
+                if crate::reverted!(
+                    self.config().chunk_store.regressions,
+                    B8ForgetIgnoresManifestLock
+                ) =>
+            {
+                None
+            }
+            Err(err) => return Err(err),
+        };
         let path = self.snapshot_path(dir);
         if !self.exists(&path)? {
             return Err(Error::SnapshotNotFound(dir.clone()));
@@ -559,7 +586,9 @@ impl<W: World> Datastore<W> {
             return Err(Error::Protected(dir.clone()));
         }
         self.remove_snapshot_dir(&path)?;
-        manifest_lock.guard.remove(self.world())?;
+        if let Some(manifest_lock) = manifest_lock {
+            manifest_lock.guard.remove(self.world())?;
+        }
         snapshot_lock.guard.remove(self.world())?;
         self.remove_group_if_empty(&dir.group)
     }

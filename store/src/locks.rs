@@ -17,15 +17,20 @@
 //! of one process never conflict with each other, so *within* a process GC and backups coexist
 //! and GC instead learns the oldest writer's start time from [`ProcessLocker::oldest_shared_lock`].
 //! Because closing any descriptor of `.lock` drops all of the process's record locks on it, a
-//! process must have exactly one locker per datastore (race B13).
+//! process must have exactly one locker per datastore (race B13): datastores get theirs through
+//! [`ProcessLocker::for_datastore`], which reuses the live locker of the same path from the
+//! world's per-process registry ([`World::process_shared`]).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::chunk_store::ChunkStoreConfig;
+#[cfg(feature = "regressions")]
+use crate::regressions::Regressions;
 use crate::sync::Mutex;
-use crate::world::{LockMode, LockWait, OpenOptions, World, WorldFile};
+use crate::world::{LockMode, LockWait, OpenOptions, SharedObject, World, WorldFile};
 
 /// Why a lock was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +130,32 @@ pub fn lock_file<W: World>(
     mode: LockMode,
     wait: LockWait,
 ) -> Result<LockGuard<W>, LockError> {
+    lock_file_checked(world, path, what, mode, wait, true)
+}
+
+/// [`lock_file`] with some historical fixes reverted: with B16 reverted, the identity check is
+/// skipped (race regression suite only).
+#[cfg(feature = "regressions")]
+pub fn lock_file_with_regressions<W: World>(
+    world: &W,
+    path: &Path,
+    what: &str,
+    mode: LockMode,
+    wait: LockWait,
+    regressions: Regressions,
+) -> Result<LockGuard<W>, LockError> {
+    let identity_check = !crate::reverted!(regressions, B16LockWithoutIdentityCheck);
+    lock_file_checked(world, path, what, mode, wait, identity_check)
+}
+
+fn lock_file_checked<W: World>(
+    world: &W,
+    path: &Path,
+    what: &str,
+    mode: LockMode,
+    wait: LockWait,
+    identity_check: bool,
+) -> Result<LockGuard<W>, LockError> {
     if let Some(parent) = path.parent() {
         world.create_dir_all(parent).map_err(LockError::io("mkdir -p", parent))?;
     }
@@ -138,6 +169,9 @@ pub fn lock_file<W: World>(
             return Err(LockError::TimedOut { what: what.to_owned(), path: path.to_owned() });
         }
         Err(err) => return Err(LockError::io("flock", path)(err)),
+    }
+    if !identity_check {
+        return Ok(LockGuard { _file: file, path: path.to_owned(), mode });
     }
     let held = file.metadata().map_err(LockError::io("fstat", path))?;
     let named = world.try_metadata(path).map_err(LockError::io("stat", path))?;
@@ -159,6 +193,9 @@ pub struct ProcessLocker<W: World> {
     world: W,
     path: PathBuf,
     state: Mutex<W::Sync, LockerState<W::File>>,
+    /// Historical fixes reverted (race regression suite only).
+    #[cfg(feature = "regressions")]
+    regressions: Regressions,
 }
 
 /// A backup session's shared hold on the process locker, stamped with its start time.
@@ -176,9 +213,43 @@ pub struct ExclusiveProcessGuard<W: World> {
 
 impl<W: World> ProcessLocker<W> {
     /// A locker on `path` (created on first use).
+    ///
+    /// This makes a new locker whatever exists: a process must not have two lockers of one file
+    /// (race B13). Datastores get theirs through [`ProcessLocker::for_datastore`].
     pub fn new(world: W, path: &Path) -> Arc<ProcessLocker<W>> {
         let state = LockerState { file: None, exclusive: false, shared: BTreeMap::new(), next_guard_id: 0 };
-        Arc::new(ProcessLocker { world, path: path.to_owned(), state: Mutex::new(state) })
+        Arc::new(ProcessLocker {
+            world,
+            path: path.to_owned(),
+            state: Mutex::new(state),
+            #[cfg(feature = "regressions")]
+            regressions: Regressions::none(),
+        })
+    }
+
+    /// The locker on `path` of this process: the live one another open of the same datastore
+    /// made (through [`World::process_shared`], keyed by `path`), or a new one, registered for
+    /// later opens. This is the fix of race B13: a second locker in one process would not see
+    /// the first one's writers (so its GC would sweep their fresh chunks), and closing its file
+    /// would drop the first one's record locks.
+    #[cfg_attr(not(feature = "regressions"), allow(unused_variables))]
+    pub fn for_datastore(world: &W, path: &Path, config: &ChunkStoreConfig) -> Arc<ProcessLocker<W>> {
+        let make = || {
+            #[allow(unused_mut)]
+            let mut locker = ProcessLocker::new(world.clone(), path);
+            #[cfg(feature = "regressions")]
+            if let Some(locker) = Arc::get_mut(&mut locker) {
+                locker.regressions = config.regressions;
+            }
+            locker
+        };
+        if crate::reverted!(config.regressions, B13SecondProcessLocker) {
+            return make();
+        }
+        let shared = world.process_shared(path, &mut || make() as SharedObject);
+        // Another type registered under this key cannot happen for a lock path; if it did, a
+        // locker of our own is the safe answer.
+        Arc::downcast::<ProcessLocker<W>>(shared).unwrap_or_else(|_| make())
     }
 
     fn busy(&self) -> LockError {
@@ -244,6 +315,11 @@ impl<W: World> ProcessLocker<W> {
     fn release_shared(&self, id: u64) {
         let mut state = self.state.lock();
         let state = &mut *state;
+        if crate::reverted!(self.regressions, B10LockerKeepsReadLock) && state.shared.len() > 1 {
+            // The old counter was reset only when it stood at one: with several writers it
+            // never went down, and the record lock stayed.
+            return;
+        }
         state.shared.remove(&id);
         if state.shared.is_empty() && !state.exclusive {
             // Release failures cannot be reported from a drop; the lock dies with the process.

@@ -38,9 +38,11 @@
 
 pub mod real;
 
+use std::any::Any;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::SyncFamily;
@@ -234,7 +236,23 @@ pub trait World: Clone + Send + Sync + 'static {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.open(path, OpenOptions::read_only())?.read_to_end()
     }
+
+    /// The object registered under `key` in this process, if one is still alive; otherwise
+    /// `make()`'s, registered under `key` for later callers of this process. The registry holds
+    /// no strong reference: an object lives as long as its users keep it.
+    ///
+    /// The datastore keeps its process locker here, so that every open of one datastore in a
+    /// process shares one locker (race B13). `RealWorld` has one registry per OS process,
+    /// `SimWorld` one per simulated process. The default keeps no registry and always returns
+    /// `make()`'s object: worlds that wrap another should forward to it.
+    fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
+        let _ = key;
+        make()
+    }
 }
+
+/// An object of [`World::process_shared`]'s registry; callers downcast it to their type.
+pub type SharedObject = Arc<dyn Any + Send + Sync>;
 
 /// An open file description: a handle with its own advisory locks.
 ///

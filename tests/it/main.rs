@@ -18,3 +18,6 @@ mod gc;
 mod prune;
 mod verify;
 mod model;
+mod races_b;
+mod locking_table;
+mod races_a;

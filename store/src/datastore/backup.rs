@@ -82,6 +82,7 @@ use crate::index::{
 };
 use crate::locks::SharedProcessGuard;
 use crate::manifest::{ChunkUploadStats, FileInfo, MANIFEST_BLOB_NAME, Manifest, VerifyState};
+use crate::sync::SyncFamily;
 use crate::world::{LockMode, OpenOptions, World, WorldFile};
 
 use super::{Datastore, Error, GroupLock, SnapshotLock};
@@ -264,12 +265,18 @@ impl<W: World> Datastore<W> {
             process_guard: None,
             done: false,
         };
-        match self.process_locker().try_shared_lock() {
-            Ok(guard) => session.process_guard = Some(guard),
-            Err(err) => {
-                // The cleanup error, if any, is secondary to why the start failed.
-                let _ = session.abort();
-                return Err(err.into());
+        // Race B19 reverted: only open index writers register (see `writer_guard`).
+        if !crate::reverted!(
+            self.config().chunk_store.regressions,
+            B19LockerOnlyWhileWriting
+        ) {
+            match self.process_locker().try_shared_lock() {
+                Ok(guard) => session.process_guard = Some(guard),
+                Err(err) => {
+                    // The cleanup error, if any, is secondary to why the start failed.
+                    let _ = session.abort();
+                    return Err(err.into());
+                }
             }
         }
         Ok(session)
@@ -388,6 +395,10 @@ fn prepare_backup<W: World>(
     let Some(manifest) = usable else {
         return Ok((None, None));
     };
+    if crate::reverted!(store.config().chunk_store.regressions, B3BaseNotPinned) {
+        // Race B3: the base is used without pinning it.
+        return Ok((Some((newest.dir, manifest)), None));
+    }
     let base_lock = store.lock_snapshot(&newest.dir, LockMode::Shared)?;
     if !store.snapshot_exists(&newest.dir)? {
         return Err(Error::BaseVanished {
@@ -532,6 +543,11 @@ impl<W: World> BackupSession<W> {
         self.stats
     }
 
+    #[cfg(feature = "regressions")]
+    fn regressions(&self) -> crate::regressions::Regressions {
+        self.store.config().chunk_store.regressions
+    }
+
     fn protocol(&self, reason: impl Into<String>) -> Error {
         Error::Protocol {
             dir: self.dir.clone(),
@@ -603,6 +619,21 @@ impl<W: World> BackupSession<W> {
         Ok(())
     }
 
+    /// Race B19 reverted: the process locker's shared guard is taken when the first index
+    /// writer opens and dropped when the last one closes, instead of for the whole session.
+    #[cfg(feature = "regressions")]
+    fn writer_guard(&mut self, opening: bool) -> Result<(), Error> {
+        if !crate::reverted!(self.regressions(), B19LockerOnlyWhileWriting) {
+            return Ok(());
+        }
+        if opening && self.process_guard.is_none() {
+            self.process_guard = Some(self.store.process_locker().try_shared_lock()?);
+        } else if !opening && self.writers.is_empty() {
+            self.process_guard = None;
+        }
+        Ok(())
+    }
+
     fn new_handle(&mut self, archive: &str, index: OpenIndex<W>) -> WriterHandle {
         let id = self.next_writer;
         self.next_writer += 1;
@@ -625,6 +656,8 @@ impl<W: World> BackupSession<W> {
         if !chunk_size.is_power_of_two() || chunk_size > FIXED_CHUNK_SIZE_MAX {
             return Err(IndexError::BadChunkSize { chunk_size }.into());
         }
+        #[cfg(feature = "regressions")]
+        self.writer_guard(true)?;
         self.claim_name(archive, ArchiveKind::FixedIndex)?;
         let index = OpenIndex::Fixed {
             chunk_size,
@@ -638,6 +671,8 @@ impl<W: World> BackupSession<W> {
     /// Starts the dynamic index `archive` (`*.didx`): creates its temporary file
     /// `<stem>.tmp_didx` in the snapshot directory.
     pub fn create_dynamic_index(&mut self, archive: &str) -> Result<WriterHandle, Error> {
+        #[cfg(feature = "regressions")]
+        self.writer_guard(true)?;
         self.claim_name(archive, ArchiveKind::DynamicIndex)?;
         let writer = DynamicIndexWriter::create(self.store.world().clone(), &self.path, archive)?
             .with_sync_level(sync_level(&self.store));
@@ -734,6 +769,8 @@ impl<W: World> BackupSession<W> {
             }
             OpenIndex::Dynamic { writer, .. } => writer.close()?,
         };
+        #[cfg(feature = "regressions")]
+        self.writer_guard(false)?;
         let info = FileInfo::for_index(&closed)?;
         self.written.insert(info.filename.clone(), info.clone());
         Ok(info)
@@ -764,8 +801,15 @@ impl<W: World> BackupSession<W> {
         match self.try_finish(manifest) {
             Ok(stored) => {
                 // Release before reporting success: the next backup of the group may start.
-                self.snapshot_lock = None;
-                self.group_lock = None;
+                let held = (self.snapshot_lock.take(), self.group_lock.take());
+                if crate::reverted!(self.regressions(), B15LocksOutliveFinish) {
+                    // Race B15: the locks go with the worker's teardown, which runs after the
+                    // success has been reported.
+                    let teardown = <W::Sync as SyncFamily>::spawn(move || drop(held));
+                    drop(teardown);
+                } else {
+                    drop(held);
+                }
                 self.done = true;
                 Ok(stored)
             }
@@ -791,6 +835,7 @@ impl<W: World> BackupSession<W> {
             manifest.store(self.store.world(), &self.path, sync_level(&self.store))?;
         }
         if let Some(base) = &self.base
+            && !crate::reverted!(self.regressions(), B3BaseNotPinned)
             && !self.store.snapshot_exists(base)?
         {
             return Err(Error::BaseVanished {
@@ -864,7 +909,15 @@ impl<W: World> BackupSession<W> {
             result = self.remove_own_snapshot(snapshot_lock);
         }
         if let Some(group_lock) = self.group_lock.take() {
-            let removed = self.store.remove_group_locked(&group_lock);
+            let removed = if crate::reverted!(self.regressions(), B23CleanupRelocksGroup) {
+                // Race B23: a second handle on the group lock conflicts with our own, so the
+                // empty group is skipped as "in use".
+                let removed = self.store.remove_group_if_empty(&self.dir.group);
+                drop(group_lock);
+                removed
+            } else {
+                self.store.remove_group_locked(&group_lock)
+            };
             if result.is_ok() {
                 result = removed;
             }

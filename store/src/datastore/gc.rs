@@ -406,17 +406,25 @@ impl<W: World> Datastore<W> {
         };
 
         let phase1_start = self.world().now();
-        let oldest_writer = self
-            .process_locker()
-            .oldest_shared_lock()
-            .unwrap_or(phase1_start);
+        let live_writer = self.process_locker().oldest_shared_lock();
+        let oldest_writer = live_writer.unwrap_or(phase1_start);
         if options.atime_safety_check {
             self.check_atime_updates()?;
         }
-        let mut min_atime = phase1_start.saturating_sub(cutoff);
-        if oldest_writer < min_atime {
-            min_atime = oldest_writer.saturating_sub(GC_WRITER_MARGIN_SECS);
-        }
+        // Race B1: with the fix reverted, running writers do not move the cutoff.
+        let writer_cutoff =
+            !crate::reverted!(self.config().chunk_store.regressions, B1WriterCutoffIgnored);
+        let cutoff_of = |start: i64| {
+            let min_atime = start.saturating_sub(cutoff);
+            match live_writer {
+                Some(writer) if writer_cutoff && writer < min_atime => {
+                    writer.saturating_sub(GC_WRITER_MARGIN_SECS)
+                }
+                _ => min_atime,
+            }
+        };
+        #[allow(unused_mut)]
+        let mut min_atime = cutoff_of(phase1_start);
 
         let mut mark = Mark {
             cache: TouchCache::new(options.cache_capacity),
@@ -430,6 +438,10 @@ impl<W: World> Datastore<W> {
             missing: BTreeSet::new(),
         };
         self.mark_used_chunks(&mut mark)?;
+        if crate::reverted!(self.config().chunk_store.regressions, B2CutoffAtSweepStart) {
+            // Race B2: the cutoff taken when the sweep starts, after a long phase 1.
+            min_atime = cutoff_of(self.world().now());
+        }
 
         let swept = self
             .chunk_store()
@@ -608,6 +620,19 @@ impl<W: World> Datastore<W> {
 
     /// Phase 1: the group passes, then the leftovers of the walk.
     fn mark_used_chunks(&self, mark: &mut Mark) -> Result<(), Error> {
+        if crate::reverted!(self.config().chunk_store.regressions, B18GcMarksFromStartList) {
+            // Race B18: only the index files listed at phase-1 start are marked.
+            for path in std::mem::take(&mut mark.unprocessed) {
+                match IndexFile::open(self.world(), &path) {
+                    Ok(index) => self.mark_index(mark, &path, &index)?,
+                    Err(err)
+                        if err.is_not_found()
+                            && !crate::reverted!(self.config().chunk_store.regressions, B9GcAbortsOnVanishedIndex) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            return Ok(());
+        }
         for group in self.list_groups()? {
             self.mark_group(mark, &group)?;
         }
@@ -618,7 +643,9 @@ impl<W: World> Datastore<W> {
                         .push(GcWarning::IndexOutsideHierarchy { path: path.clone() });
                     self.mark_index(mark, &path, &index)?;
                 }
-                Err(err) if err.is_not_found() => {}
+                Err(err)
+                    if err.is_not_found()
+                        && !crate::reverted!(self.config().chunk_store.regressions, B9GcAbortsOnVanishedIndex) => {}
                 Err(err) => return Err(err.into()),
             }
         }
@@ -665,9 +692,20 @@ impl<W: World> Datastore<W> {
         } else {
             snapshots.iter().rev().position(|info| info.finished).unwrap_or(0)
         };
+        // Race B9: with the fix reverted, a snapshot or index that vanished since the listing
+        // (a concurrent forget or prune) aborts the run.
+        let abort_on_vanished = crate::reverted!(
+            self.config().chunk_store.regressions,
+            B9GcAbortsOnVanishedIndex
+        );
         for (position, info) in snapshots.iter().rev().enumerate() {
             let pins_reuse = position == 0 || position == newest_finished;
-            let Some(files) = self.snapshot_index_files(&self.snapshot_path(&info.dir))? else {
+            let snapshot_path = self.snapshot_path(&info.dir);
+            let Some(files) = self.snapshot_index_files(&snapshot_path)? else {
+                if abort_on_vanished {
+                    let err = io::Error::new(io::ErrorKind::NotFound, "snapshot vanished");
+                    return Err(Error::io("readdir", &snapshot_path)(err));
+                }
                 if pins_reuse {
                     return Ok(GroupPass::Changed);
                 }
@@ -683,7 +721,7 @@ impl<W: World> Datastore<W> {
                         mark.unprocessed.remove(&path);
                         self.mark_index(mark, &path, &index)?;
                     }
-                    Err(err) if err.is_not_found() => {
+                    Err(err) if err.is_not_found() && !abort_on_vanished => {
                         mark.unprocessed.remove(&path);
                         if pins_reuse {
                             return Ok(GroupPass::Changed);
@@ -722,8 +760,20 @@ impl<W: World> Datastore<W> {
                 continue;
             }
             mark.status.cache_stats.misses += 1;
-            if store.cond_touch_chunk(digest, false)? {
-                continue;
+            match store.cond_touch_chunk(digest, false) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                // Race B11: a failed touch logged and ignored; the sweep then removes the
+                // chunk that could not be marked.
+                Err(_)
+                    if crate::reverted!(
+                        self.config().chunk_store.regressions,
+                        B11GcToleratesTouchErrors
+                    ) =>
+                {
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
             }
             let bad_copies_touched = store.cond_touch_bad_chunks(digest)?;
             if mark.missing.insert(*digest) {

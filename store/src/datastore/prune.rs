@@ -395,8 +395,9 @@ impl<W: World> Datastore<W> {
     /// Lists the group without a lock, computes the marks with [`compute_prune_info`], then
     /// walks them oldest first and forgets every snapshot marked [`PruneMark::Remove`] with
     /// [`Datastore::forget_snapshot`] (unless [`PruneOptions::dry_run`]). A failed removal is a
-    /// warning in the report ([`PruneOutcome::NotRemoved`]), never an error of the prune. The
-    /// group lock is never taken.
+    /// warning in the report ([`PruneOutcome::NotRemoved`]), never an error of the prune. Prune
+    /// does not hold the group lock; only forget's empty-group cleanup tries it, briefly, after
+    /// a removal (so a concurrent owner or group-notes change can fail busy in that moment).
     ///
     /// # Errors
     ///
@@ -423,6 +424,12 @@ impl<W: World> Datastore<W> {
             }
             entry.outcome = if options.dry_run {
                 PruneOutcome::WouldRemove
+            } else if crate::reverted!(self.config().chunk_store.regressions, B6PruneForcesRemoval)
+            {
+                match self.remove_snapshot_forced(&entry.info.dir) {
+                    Ok(()) => PruneOutcome::Removed,
+                    Err(err) => PruneOutcome::NotRemoved(err),
+                }
             } else {
                 match self.forget_snapshot(&entry.info.dir) {
                     Ok(()) => PruneOutcome::Removed,
@@ -436,5 +443,19 @@ impl<W: World> Datastore<W> {
             keeps_everything: !options.keep.keeps_something(),
             entries,
         })
+    }
+
+    /// Race B6 reverted: removes a snapshot the way prune jobs once did, without any lock, so a
+    /// reader, verify or backup using it loses it under its feet. Only the protection marker
+    /// is still respected.
+    fn remove_snapshot_forced(&self, dir: &BackupDir) -> Result<(), Error> {
+        let path = self.snapshot_path(dir);
+        if !self.exists(&path)? {
+            return Err(Error::SnapshotNotFound(dir.clone()));
+        }
+        if self.exists(&path.join(super::PROTECTED_MARKER))? {
+            return Err(Error::Protected(dir.clone()));
+        }
+        self.remove_snapshot_dir(&path)
     }
 }

@@ -35,7 +35,8 @@ pub struct ReaderSession<W: World> {
     dir: BackupDir,
     manifest: Manifest,
     allowed: BTreeSet<Digest>,
-    _lock: SnapshotLock<W>,
+    /// `None` only with the fix of race B5 reverted.
+    _lock: Option<SnapshotLock<W>>,
 }
 
 impl<W: World> std::fmt::Debug for ReaderSession<W> {
@@ -53,7 +54,20 @@ impl<W: World> Datastore<W> {
         if !self.snapshot_exists(dir)? {
             return Err(Error::SnapshotNotFound(dir.clone()));
         }
-        let lock = self.lock_snapshot(dir, LockMode::Shared)?;
+        // Race B17 reverted: an exclusive lock; race B5 reverted: no lock at all.
+        let mode = if crate::reverted!(
+            self.config().chunk_store.regressions,
+            B17ReaderTakesExclusiveLock
+        ) {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        };
+        let lock = if crate::reverted!(self.config().chunk_store.regressions, B5ReadersTakeNoLock) {
+            None
+        } else {
+            Some(self.lock_snapshot(dir, mode)?)
+        };
         if !self.snapshot_exists(dir)? {
             return Err(Error::SnapshotNotFound(dir.clone()));
         }

@@ -410,7 +410,12 @@ impl<W: World> Datastore<W> {
         if !self.snapshot_exists(dir)? {
             return Ok(VerifyOutcome::Skipped(SkipReason::Vanished));
         }
-        let _lock = match self.lock_snapshot(dir, LockMode::Shared) {
+        // Race B5 reverted: verify reads the snapshot without pinning it.
+        let pin = !crate::reverted!(self.config().chunk_store.regressions, B5ReadersTakeNoLock);
+        let _lock = match pin
+            .then(|| self.lock_snapshot(dir, LockMode::Shared))
+            .transpose()
+        {
             Ok(lock) => lock,
             Err(err) if err.is_contention() => {
                 return Ok(VerifyOutcome::Skipped(SkipReason::LockBusy));

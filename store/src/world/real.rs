@@ -10,17 +10,22 @@
 //! * record locks: `fcntl(F_SETLK)` on the whole file (per process).
 //! * touch: `utimensat(AT_FDCWD, path, {UTIME_NOW, UTIME_OMIT}, AT_SYMLINK_NOFOLLOW)`.
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{DirEntry, FileKind, LockMode, LockWait, Metadata, OpenOptions, World, WorldFile};
+use super::{
+    DirEntry, FileKind, LockMode, LockWait, Metadata, OpenOptions, SharedObject, World, WorldFile,
+};
 use crate::sync::{JoinHandle, SyncFamily, ThreadResult};
 
 /// The real filesystem, wall clock and OS threads.
@@ -36,6 +41,21 @@ impl RealWorld {
 
 /// Per-process counter behind [`World::unique_id`].
 static UNIQUE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The registry behind [`World::process_shared`]: one per OS process, by canonical key.
+static PROCESS_SHARED: Mutex<BTreeMap<PathBuf, Weak<dyn Any + Send + Sync>>> =
+    Mutex::new(BTreeMap::new());
+
+/// `key` with its directory resolved (the directory exists; the last component need not), so
+/// two spellings of one path name one registry entry.
+fn registry_key(key: &Path) -> PathBuf {
+    match (key.parent(), key.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+            fs::canonicalize(parent).map(|dir| dir.join(name)).unwrap_or_else(|_| key.to_owned())
+        }
+        _ => key.to_owned(),
+    }
+}
 
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
@@ -75,6 +95,19 @@ impl World for RealWorld {
 
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration);
+    }
+
+    fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
+        let key = registry_key(key);
+        // The registry is only ever left consistent, so a poisoned lock is still usable.
+        let mut registry = PROCESS_SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.retain(|_, object| object.strong_count() > 0);
+        if let Some(object) = registry.get(&key).and_then(Weak::upgrade) {
+            return object;
+        }
+        let object = make();
+        registry.insert(key, Arc::downgrade(&object));
+        object
     }
 
     fn unique_id(&self) -> u64 {
