@@ -12,7 +12,7 @@ use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::chunk_store::Chunk;
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::gc::GcOptions;
-use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
+use store::datastore::prune::PruneOutcome;
 use store::datastore::verify::{
     SkipReason, VerifyJob, VerifyOptions, VerifyOutcome, VerifyProblem,
 };
@@ -26,7 +26,7 @@ use store::world::World;
 
 use super::{CellSpec, Op};
 use crate::scenario::{Outcome, ScenarioError};
-use crate::scenarios::new_datastore;
+use crate::scenarios::{new_datastore, prune_keep_last};
 
 /// The owner of the standard group.
 pub const OWNER: &str = "backup@pam";
@@ -404,14 +404,7 @@ fn forget<S: SyncFamily>(state: &CellState<S>) -> Outcome {
 
 /// Prune with keep-last 1: removes every finished snapshot but the newest.
 fn prune<S: SyncFamily>(state: &CellState<S>) -> Outcome {
-    let options = PruneOptions {
-        keep: KeepOptions {
-            keep_last: 1,
-            ..KeepOptions::default()
-        },
-        ..PruneOptions::default()
-    };
-    let report = match state.store.prune_group(&state.group, &options) {
+    let report = match prune_keep_last(&state.store, &state.group, 1) {
         Ok(report) => report,
         Err(err) => return Outcome::of::<()>(&Err(err)),
     };

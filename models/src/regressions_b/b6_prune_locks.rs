@@ -19,13 +19,14 @@
 use sim::SimWorld;
 use store::backup_info::{BackupDir, BackupGroup};
 use store::datastore::Datastore;
-use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
+use store::datastore::prune::PruneOutcome;
 use store::regressions::Bug;
 use store::sync::SyncFamily;
 use store::world::World;
 
 use super::{Expect, group, plant_backup, read_snapshot, reverting, snapshot_at, variant_name};
 use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
+use crate::scenarios::prune_keep_last;
 
 /// The message of the violated invariant.
 pub const VIOLATION: &str = "prune destroyed a snapshot under its reader";
@@ -67,14 +68,7 @@ fn reader<S: SyncFamily>(state: &PruneLocksState<S>) -> Outcome {
 }
 
 fn prune<S: SyncFamily>(state: &PruneLocksState<S>) -> Outcome {
-    let options = PruneOptions {
-        keep: KeepOptions {
-            keep_last: 1,
-            ..KeepOptions::default()
-        },
-        ..PruneOptions::default()
-    };
-    let report = match state.store.prune_group(&state.group, &options) {
+    let report = match prune_keep_last(&state.store, &state.group, 1) {
         Ok(report) => report,
         Err(err) => return Outcome::of::<()>(&Err(err)),
     };

@@ -20,7 +20,7 @@ use sim::SimWorld;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::gc::GcOptions;
-use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
+use store::datastore::prune::PruneOutcome;
 use store::datastore::{Datastore, Error};
 use store::index::IndexFile;
 use store::regressions::{Bug, Regressions};
@@ -28,7 +28,7 @@ use store::sync::SyncFamily;
 use store::world::World;
 
 use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
-use crate::scenarios::{Expect, new_datastore};
+use crate::scenarios::{Expect, new_datastore, prune_keep_last};
 
 /// The message of the invariant's violation.
 pub const VIOLATION: &str = "a finished snapshot references a missing chunk";
@@ -112,14 +112,7 @@ fn backup<S: SyncFamily>(state: &GcBackupPruneState<S>) -> Outcome {
 }
 
 fn prune<S: SyncFamily>(state: &GcBackupPruneState<S>) -> Outcome {
-    let options = PruneOptions {
-        keep: KeepOptions {
-            keep_last: 1,
-            ..KeepOptions::default()
-        },
-        ..PruneOptions::default()
-    };
-    let report = match state.store.prune_group(&state.group, &options) {
+    let report = match prune_keep_last(&state.store, &state.group, 1) {
         Ok(report) => report,
         Err(err) => return Outcome::of::<()>(&Err(err)),
     };

@@ -15,7 +15,8 @@ use std::path::Path;
 use sim::SimWorld;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
-use store::datastore::{Datastore, DatastoreConfig};
+use store::datastore::prune::{KeepOptions, PruneOptions, PruneReport};
+use store::datastore::{Datastore, DatastoreConfig, Error as DatastoreError};
 use store::manifest::Manifest;
 use store::regressions::Regressions;
 use store::sync::SyncFamily;
@@ -159,6 +160,22 @@ pub fn is_catalogued(name: &str) -> bool {
         fn visit<Sc: Scenario>(&mut self, _: &Sc, _: Expect) {}
     }
     visit_named(name, &mut Nothing)
+}
+
+/// Prune of `group` with keep-last `n` and every other option off, as the scenarios run it.
+pub fn prune_keep_last<W: World>(
+    store: &Datastore<W>,
+    group: &BackupGroup,
+    n: u32,
+) -> Result<PruneReport, DatastoreError> {
+    let options = PruneOptions {
+        keep: KeepOptions {
+            keep_last: n,
+            ..KeepOptions::default()
+        },
+        ..PruneOptions::default()
+    };
+    store.prune_group(group, &options)
 }
 
 /// A datastore at `/ds` with the given reverted fixes, no syncing, small fan-out.
