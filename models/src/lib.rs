@@ -8,6 +8,9 @@
 //!   and replay in one execution; a determinism check; counters per run.
 //! * [`knobs`]: the `EXPLORE_*` environment variables.
 //! * [`scenarios`]: the scenarios themselves, and probes that test the engine.
+//! * [`cells`]: the executable locking table of `LOCKING.md`.
+//! * [`regressions`], [`regressions_b`]: one scenario per historical race, fixed and reverted.
+//! * [`real`]: real-thread, real-filesystem twins of some race scenarios, for comparison.
 
 #![warn(missing_docs)]
 
@@ -16,6 +19,7 @@ pub mod explore;
 pub mod failure;
 pub mod knobs;
 pub mod recorder;
+pub mod real;
 pub mod regressions;
 pub mod regressions_b;
 pub mod scenario;

@@ -16,7 +16,10 @@
 //! Knobs: `RACES_SEEDS` (default 10), `RACES_BUDGET` (default 2000), `RACES_PASS_BUDGET`
 //! (default 200), `RACES_FILTER` (only scenarios whose name contains it).
 //!
-//! Real threads on the real world are not measured here yet.
+//! A second table runs the real-world twins of `models::real` (same actors and check, real OS
+//! threads on `RealWorld` in a fresh scratch directory per run) `RACES_REAL_RUNS` times (default
+//! 200) with the fix reverted and counts the runs that found the violation; the same number of
+//! runs with the fix in place must all pass. Bugs without a twin are listed with the reason.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -214,6 +217,63 @@ impl Visitor for Races {
     }
 }
 
+/// The real-threads column: each twin's reverted variant run `runs` times, and its fixed one.
+fn real_column(runs: usize, races: &mut Races) {
+    println!();
+    println!("real threads on the real world: {runs} runs per variant, fix reverted / in place");
+    println!(
+        "{:<6} {:<28} {:>10} {:>10} {:>8}  verdict",
+        "bug", "scenario", "reverted", "fixed", "secs"
+    );
+    for twin in models::real::twins() {
+        if let Some(filter) = &races.filter
+            && !twin.scenario.contains(filter.as_str())
+        {
+            continue;
+        }
+        let (reverted, fixed) = match (
+            models::real::run_twin(&twin, true, runs),
+            models::real::run_twin(&twin, false, runs),
+        ) {
+            (Ok(reverted), Ok(fixed)) => (reverted, fixed),
+            (Err(err), _) | (_, Err(err)) => {
+                races.ok = false;
+                println!(
+                    "{:<6} {:<28} FAIL (could not run: {err})",
+                    twin.bug, twin.scenario
+                );
+                continue;
+            }
+        };
+        let verdict = if fixed.found + fixed.other > 0 {
+            races.ok = false;
+            format!(
+                "FAIL (the fixed variant failed: {})",
+                fixed.first_other.as_deref().unwrap_or(twin.violation)
+            )
+        } else if let Some(message) = &reverted.first_other {
+            races.ok = false;
+            format!("FAIL (another failure: {message})")
+        } else {
+            format!("found in {} of {} runs", reverted.found, reverted.runs)
+        };
+        println!(
+            "{:<6} {:<28} {:>10} {:>10} {:>8.1}  {verdict}",
+            twin.bug,
+            twin.scenario,
+            format!("{}/{}", reverted.found, reverted.runs),
+            format!("{}/{}", fixed.found + fixed.other, fixed.runs),
+            (reverted.elapsed + fixed.elapsed).as_secs_f64(),
+        );
+    }
+    for (bug, reason) in models::real::NOT_APPLICABLE {
+        println!(
+            "{bug:<6} {:<28} {:>10} {:>10} {:>8}  n/a: {reason}",
+            "-", "-", "-", "-"
+        );
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let mut races = Races {
         seeds: env_number("RACES_SEEDS", 10)?.max(1),
@@ -230,7 +290,7 @@ fn main() -> anyhow::Result<ExitCode> {
     Races::header();
     models::regressions::visit_regressions(&mut races);
     models::regressions_b::visit_regressions(&mut races);
-    println!("real threads on the real world: not measured yet");
+    real_column(env_number("RACES_REAL_RUNS", 200)?.max(1), &mut races);
     Ok(if races.ok {
         ExitCode::SUCCESS
     } else {

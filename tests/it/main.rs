@@ -21,3 +21,4 @@ mod model;
 mod races_b;
 mod locking_table;
 mod races_a;
+mod races_real;
