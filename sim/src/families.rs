@@ -104,6 +104,11 @@ impl SyncFamily for ShuttleSync {
     {
         ShuttleJoinHandle(shuttle::thread::spawn(f))
     }
+
+    /// Shuttle's task id: the main task is 0, spawned tasks follow in spawn order.
+    fn current_task() -> Option<usize> {
+        shuttle::current::try_get_current_task().map(usize::from)
+    }
 }
 
 /// The loom runtime: `loom::sync` primitives and `loom::thread` threads (at most 4 spawned per

@@ -18,11 +18,14 @@
 //! drops all of the process's record locks on it (the POSIX close rule).
 
 use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store::sync::SyncFamily;
 use store::world::{LockMode, LockWait, Metadata, OpenOptions, WorldFile};
 
+use crate::durable::Change;
+use crate::gate::OpKind;
 use crate::inode::{Content, Inode, InodeState, OfdId};
 use crate::path::{bad_descriptor, file_error};
 use crate::world::SimWorld;
@@ -40,6 +43,8 @@ pub struct SimFile<S: SyncFamily> {
     read: bool,
     /// Opened for writing.
     write: bool,
+    /// The path it was opened by, kept for traces only (set when opened while tracing).
+    path: Option<PathBuf>,
 }
 
 impl<S: SyncFamily> SimFile<S> {
@@ -49,8 +54,20 @@ impl<S: SyncFamily> SimFile<S> {
         inode: Arc<Inode<S>>,
         ofd: OfdId,
         options: OpenOptions,
+        path: Option<PathBuf>,
     ) -> Self {
-        SimFile { world, inode, ofd, read: options.read, write: options.write }
+        SimFile { world, inode, ofd, read: options.read, write: options.write, path }
+    }
+
+    /// Runs a handle operation through the disk's gate (see [`SimWorld::gated`]).
+    fn gated<R>(
+        &self,
+        op: OpKind,
+        detail: impl FnOnce() -> String,
+        run: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let path = self.path.as_deref().unwrap_or(Path::new(""));
+        self.world.gated(op, false, path, detail, run)
     }
 
     /// The inode number of the open file.
@@ -115,6 +132,80 @@ fn index(offset: u64) -> io::Result<usize> {
 
 impl<S: SyncFamily> WorldFile for SimFile<S> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let detail = move || format!("{len} bytes at {offset}");
+        self.gated(OpKind::Read, detail, || self.read_at_inner(offset, buf))
+    }
+
+    fn read_to_end(&self) -> io::Result<Vec<u8>> {
+        self.gated(
+            OpKind::Read,
+            || "to end".to_owned(),
+            || {
+                let state = self.inode.state.lock();
+                self.data(&state).cloned()
+            },
+        )
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let detail = || format!("{} bytes at {offset}", data.len());
+        self.gated(OpKind::Write, detail, || self.write_at_inner(offset, data))
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.gated(OpKind::SetLen, || format!("to {len}"), || self.set_len_inner(len))
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        let path = self.path.as_deref().unwrap_or(Path::new(""));
+        // A failed fsync loses the unsynced writes for good (Linux marks the pages clean).
+        let lose_writes = || self.world.disk.durable().drop_data(self.inode.ino);
+        self.world.gated_or(OpKind::SyncAll, false, path, String::new, lose_writes, || {
+            self.sync_all_inner()
+        })
+    }
+
+    fn metadata(&self) -> io::Result<Metadata> {
+        self.gated(OpKind::Metadata, String::new, || {
+            Ok(self.inode.state.lock().metadata(self.inode.ino, self.inode.kind))
+        })
+    }
+
+    fn lock(&self, mode: LockMode, wait: LockWait) -> io::Result<()> {
+        let detail = || lock_detail(mode, wait);
+        self.gated(OpKind::Lock, detail, || self.lock_inner(mode, wait))
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.gated(OpKind::Unlock, String::new, || self.unlock_inner())
+    }
+
+    fn record_lock(&self, mode: Option<LockMode>) -> io::Result<()> {
+        let detail = || match mode {
+            Some(LockMode::Shared) => "shared".to_owned(),
+            Some(LockMode::Exclusive) => "exclusive".to_owned(),
+            None => "release".to_owned(),
+        };
+        self.gated(OpKind::RecordLock, detail, || self.record_lock_inner(mode))
+    }
+}
+
+/// The trace detail of a flock request.
+fn lock_detail(mode: LockMode, wait: LockWait) -> String {
+    let mode = match mode {
+        LockMode::Shared => "shared",
+        LockMode::Exclusive => "exclusive",
+    };
+    match wait {
+        LockWait::NonBlocking => format!("{mode}, no wait"),
+        LockWait::Timeout(timeout) => format!("{mode}, wait {} s", timeout.as_secs_f64()),
+    }
+}
+
+/// The operations of [`WorldFile`] past the gate.
+impl<S: SyncFamily> SimFile<S> {
+    fn read_at_inner(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let state = self.inode.state.lock();
         let data = self.data(&state)?;
         let start = index(offset)?.min(data.len());
@@ -123,12 +214,7 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
         Ok(count)
     }
 
-    fn read_to_end(&self) -> io::Result<Vec<u8>> {
-        let state = self.inode.state.lock();
-        self.data(&state).cloned()
-    }
-
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    fn write_at_inner(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         if !self.write {
             return Err(bad_descriptor("not open for writing"));
         }
@@ -147,10 +233,12 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
         }
         bytes[start..end].copy_from_slice(data);
         state.mtime = now;
+        let change = Change::Write { ino: self.inode.ino, offset, data: data.to_vec(), mtime: now };
+        self.world.disk.durable().log(change);
         Ok(())
     }
 
-    fn set_len(&self, len: u64) -> io::Result<()> {
+    fn set_len_inner(&self, len: u64) -> io::Result<()> {
         if !self.write {
             return Err(file_error(ErrorKind::InvalidInput, "set_len: not open for writing"));
         }
@@ -159,19 +247,18 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
         let mut state = self.inode.state.lock();
         self.data_mut(&mut state)?.resize(len, 0);
         state.mtime = now;
+        let change = Change::SetLen { ino: self.inode.ino, len: len as u64, mtime: now };
+        self.world.disk.durable().log(change);
         Ok(())
     }
 
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all_inner(&self) -> io::Result<()> {
+        self.world.disk.durable().sync_inode(self.inode.ino, self.inode.is_dir());
         self.world.disk.stats.lock().sync_all += 1;
         Ok(())
     }
 
-    fn metadata(&self) -> io::Result<Metadata> {
-        Ok(self.inode.state.lock().metadata(self.inode.ino, self.inode.kind))
-    }
-
-    fn lock(&self, mode: LockMode, wait: LockWait) -> io::Result<()> {
+    fn lock_inner(&self, mode: LockMode, wait: LockWait) -> io::Result<()> {
         let mut state = self.inode.state.lock();
         match state.flocks.get(&self.ofd) {
             Some((_, held)) if *held == mode => return Ok(()),
@@ -187,7 +274,7 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
         Ok(())
     }
 
-    fn unlock(&self) -> io::Result<()> {
+    fn unlock_inner(&self) -> io::Result<()> {
         let released = self.inode.state.lock().flocks.remove(&self.ofd).is_some();
         if released {
             self.inode.flock_released.notify_all();
@@ -195,7 +282,7 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
         Ok(())
     }
 
-    fn record_lock(&self, mode: Option<LockMode>) -> io::Result<()> {
+    fn record_lock_inner(&self, mode: Option<LockMode>) -> io::Result<()> {
         let pid = self.world.process.pid;
         let Some(mode) = mode else {
             self.inode.state.lock().record_locks.remove(&pid);

@@ -21,12 +21,15 @@
 //! * a condition variable on which blocked `flock` requests wait; whoever releases a flock
 //!   calls `notify_all`.
 //!
-//! # Durability (later)
+//! # Durability
 //!
-//! Every change applies at once to the one and only state below, which is what every thread and
-//! process sees. Crash consistency will split it into a volatile part (this one) and a durable
-//! part updated by `sync_all` / `fsync_dir` / `syncfs`: `Content::File` gains durable data and
-//! `Content::Dir` durable entries, both kept per inode so the per-inode locking stays as it is.
+//! Every change applies at once to the state below, which is the *volatile* state: what every
+//! thread and process sees. What survives a crash is kept beside it, per disk, by module
+//! `durable`: a durable image (per inode number: data, size, times, entries) and a log of the
+//! changes not yet durable. Each operation logs its change while it still holds the locks of
+//! the inodes it changed, so per file and per directory the log order is the order of effect,
+//! and the per-inode locking (and loom's view of independent files) stays as it is: the
+//! durability record's own mutex is a leaf that is invisible to the schedulers.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -101,6 +104,27 @@ impl<S: SyncFamily> Inode<S> {
             content,
             atime: now,
             mtime: now,
+            removed: false,
+            next_ofd: 0,
+            flocks: BTreeMap::new(),
+            record_locks: BTreeMap::new(),
+            touch_fault: None,
+        };
+        Arc::new(Inode { ino, kind, state: Mutex::new(state), flock_released: Condvar::new() })
+    }
+
+    /// An inode restored from a crash image, with its content and times.
+    pub(crate) fn restored(
+        ino: u64,
+        kind: FileKind,
+        content: Content<S>,
+        atime: i64,
+        mtime: i64,
+    ) -> Arc<Self> {
+        let state = InodeState {
+            content,
+            atime,
+            mtime,
             removed: false,
             next_ofd: 0,
             flocks: BTreeMap::new(),

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use store::sync::SyncFamily;
 use store::world::{DirEntry, FileKind, OpenOptions};
 
+use crate::durable::Change;
 use crate::inode::{Inode, InodeState, OfdId};
 use crate::path::{components, error, listing_key};
 use crate::world::Disk;
@@ -113,17 +114,29 @@ impl<S: SyncFamily> Disk<S> {
         f(&child, &mut state)
     }
 
-    /// Checks that `path` is a directory that still exists (for `fsync_dir`).
-    pub(crate) fn check_live_dir(&self, path: &Path) -> io::Result<()> {
+    /// Checks that `path` is a directory that still exists (for `fsync_dir`); its inode number.
+    pub(crate) fn check_live_dir(&self, path: &Path) -> io::Result<u64> {
         self.with_object(path, |inode, state| {
             if !inode.is_dir() {
                 Err(error(ErrorKind::NotADirectory, "not a directory", path))
             } else if state.removed {
                 Err(not_found(path))
             } else {
-                Ok(())
+                Ok(inode.ino)
             }
         })
+    }
+
+    /// Logs the new entry `name` of `dir` for the new inode `inode` (parent lock held).
+    fn log_link(&self, dir: &Inode<S>, name: &OsStr, inode: &Inode<S>, now: i64) {
+        let mut durable = self.durable();
+        durable.born(inode.ino, inode.kind, now);
+        durable.log(Change::Link { dir: dir.ino, name: name.to_os_string(), ino: inode.ino });
+    }
+
+    /// Logs the removal of entry `name` of `dir` (parent lock held).
+    fn log_unlink(&self, dir: &Inode<S>, name: &OsStr) {
+        self.durable().log(Change::Unlink { dir: dir.ino, name: name.to_os_string() });
     }
 
     /// `mkdir`.
@@ -143,6 +156,7 @@ impl<S: SyncFamily> Disk<S> {
             return Err(error(ErrorKind::AlreadyExists, "file exists", path));
         }
         let inode = Inode::new(self.allocate_ino(), FileKind::Dir, now);
+        self.log_link(&parent, name, &inode, now);
         entries.insert(name.to_os_string(), inode);
         Ok(())
     }
@@ -196,6 +210,7 @@ impl<S: SyncFamily> Disk<S> {
         }
         mark_removed(&child, path)?;
         entries.remove(*name);
+        self.log_unlink(&parent, name);
         Ok(())
     }
 
@@ -216,6 +231,7 @@ impl<S: SyncFamily> Disk<S> {
             Some(_) => {
                 // The inode lives on in open handles; it becomes unreachable by name.
                 entries.remove(*name);
+                self.log_unlink(&parent, name);
                 Ok(())
             }
         }
@@ -238,12 +254,29 @@ impl<S: SyncFamily> Disk<S> {
         let source_dir = self.walk_dir(from_dirs, from)?;
         let target_dir = self.walk_dir(to_dirs, to)?;
         if Arc::ptr_eq(&source_dir, &target_dir) {
-            return rename_in_dir(&mut source_dir.state.lock(), &names);
+            return self.rename_in_dir(&source_dir, &mut source_dir.state.lock(), &names);
         }
         let _one_at_a_time = self.rename_lock.lock();
         let source_chain = self.walk_chain(from_dirs, from)?;
         let target_chain = self.walk_chain(to_dirs, to)?;
-        rename_across(&source_chain, &target_chain, &names)
+        self.rename_across(&source_chain, &target_chain, &names)
+    }
+
+    /// Logs a rename of `source` (the directory locks are held).
+    fn log_rename(
+        &self,
+        from_dir: &Inode<S>,
+        to_dir: &Inode<S>,
+        names: &RenameNames<'_>,
+        source: &Inode<S>,
+    ) {
+        self.durable().log(Change::Rename {
+            from_dir: from_dir.ino,
+            from_name: names.from_name.to_os_string(),
+            to_dir: to_dir.ino,
+            to_name: names.to_name.to_os_string(),
+            ino: source.ino,
+        });
     }
 
     /// Lists a directory in the seed's order.
@@ -292,6 +325,7 @@ impl<S: SyncFamily> Disk<S> {
                 let inode = Inode::new(self.allocate_ino(), FileKind::File, now);
                 let entries = parent_state.entries_mut().ok_or_else(|| not_found(path))?;
                 entries.insert(name.to_os_string(), Arc::clone(&inode));
+                self.log_link(&parent, name, &inode, now);
                 (inode, true)
             }
         };
@@ -300,8 +334,9 @@ impl<S: SyncFamily> Disk<S> {
         }
         let mut state = inode.state.lock();
         drop(parent_state);
-        if options.truncate && !created {
+        if options.truncate && !created && inode.kind == FileKind::File {
             truncate(&mut state, now);
+            self.durable().log(Change::SetLen { ino: inode.ino, len: 0, mtime: now });
         }
         let ofd = state.allocate_ofd();
         drop(state);
@@ -374,72 +409,80 @@ fn check_replace<S: SyncFamily>(source: &Inode<S>, target: &Inode<S>, to: &Path)
     }
 }
 
-/// A rename within one (locked) directory.
-fn rename_in_dir<S: SyncFamily>(
-    dir: &mut InodeState<S>,
-    names: &RenameNames<'_>,
-) -> io::Result<()> {
-    let entries = dir.entries_mut().ok_or_else(|| not_found(names.from))?;
-    let source = entries.get(names.from_name).cloned().ok_or_else(|| not_found(names.from))?;
-    if let Some(target) = entries.get(names.to_name) {
-        check_replace(&source, target, names.to)?;
-    }
-    entries.remove(names.from_name);
-    entries.insert(names.to_name.to_os_string(), source);
-    Ok(())
-}
-
-/// A rename between two directories, given their ancestor chains (the rename lock is held).
-fn rename_across<S: SyncFamily>(
-    source_chain: &[Arc<Inode<S>>],
-    target_chain: &[Arc<Inode<S>>],
-    names: &RenameNames<'_>,
-) -> io::Result<()> {
-    let (Some(source_dir), Some(target_dir)) = (source_chain.last(), target_chain.last()) else {
-        return Err(not_found(names.from));
-    };
-    if Arc::ptr_eq(source_dir, target_dir) {
-        return rename_in_dir(&mut source_dir.state.lock(), names);
-    }
-    let source_first = if in_chain(target_chain, source_dir) {
-        true
-    } else if in_chain(source_chain, target_dir) {
-        false
-    } else {
-        source_dir.ino < target_dir.ino
-    };
-    let (mut source_state, mut target_state) = if source_first {
-        let source_state = source_dir.state.lock();
-        (source_state, target_dir.state.lock())
-    } else {
-        let target_state = target_dir.state.lock();
-        (source_dir.state.lock(), target_state)
-    };
-    if target_state.removed {
-        return Err(not_found(names.to));
-    }
-    let source = source_state
-        .entries()
-        .and_then(|entries| entries.get(names.from_name))
-        .cloned()
-        .ok_or_else(|| not_found(names.from))?;
-    if in_chain(target_chain, &source) {
-        return Err(error(
-            ErrorKind::InvalidInput,
-            "cannot move a directory into itself",
-            names.to,
-        ));
-    }
-    let target_entries = target_state.entries_mut().ok_or_else(|| not_found(names.to))?;
-    if let Some(target) = target_entries.get(names.to_name) {
-        if in_chain(source_chain, target) {
-            return Err(error(ErrorKind::DirectoryNotEmpty, "directory not empty", names.to));
+impl<S: SyncFamily> Disk<S> {
+    /// A rename within one (locked) directory.
+    fn rename_in_dir(
+        &self,
+        dir_inode: &Inode<S>,
+        dir: &mut InodeState<S>,
+        names: &RenameNames<'_>,
+    ) -> io::Result<()> {
+        let entries = dir.entries_mut().ok_or_else(|| not_found(names.from))?;
+        let source = entries.get(names.from_name).cloned().ok_or_else(|| not_found(names.from))?;
+        if let Some(target) = entries.get(names.to_name) {
+            check_replace(&source, target, names.to)?;
         }
-        check_replace(&source, target, names.to)?;
-    }
-    target_entries.insert(names.to_name.to_os_string(), source);
-    if let Some(entries) = source_state.entries_mut() {
         entries.remove(names.from_name);
+        self.log_rename(dir_inode, dir_inode, names, &source);
+        entries.insert(names.to_name.to_os_string(), source);
+        Ok(())
     }
-    Ok(())
+
+    /// A rename between two directories, given their ancestor chains (the rename lock is held).
+    fn rename_across(
+        &self,
+        source_chain: &[Arc<Inode<S>>],
+        target_chain: &[Arc<Inode<S>>],
+        names: &RenameNames<'_>,
+    ) -> io::Result<()> {
+        let (Some(source_dir), Some(target_dir)) = (source_chain.last(), target_chain.last())
+        else {
+            return Err(not_found(names.from));
+        };
+        if Arc::ptr_eq(source_dir, target_dir) {
+            return self.rename_in_dir(source_dir, &mut source_dir.state.lock(), names);
+        }
+        let source_first = if in_chain(target_chain, source_dir) {
+            true
+        } else if in_chain(source_chain, target_dir) {
+            false
+        } else {
+            source_dir.ino < target_dir.ino
+        };
+        let (mut source_state, mut target_state) = if source_first {
+            let source_state = source_dir.state.lock();
+            (source_state, target_dir.state.lock())
+        } else {
+            let target_state = target_dir.state.lock();
+            (source_dir.state.lock(), target_state)
+        };
+        if target_state.removed {
+            return Err(not_found(names.to));
+        }
+        let source = source_state
+            .entries()
+            .and_then(|entries| entries.get(names.from_name))
+            .cloned()
+            .ok_or_else(|| not_found(names.from))?;
+        if in_chain(target_chain, &source) {
+            return Err(error(
+                ErrorKind::InvalidInput,
+                "cannot move a directory into itself",
+                names.to,
+            ));
+        }
+        let target_entries = target_state.entries_mut().ok_or_else(|| not_found(names.to))?;
+        if let Some(target) = target_entries.get(names.to_name) {
+            if in_chain(source_chain, target) {
+                return Err(error(ErrorKind::DirectoryNotEmpty, "directory not empty", names.to));
+            }
+            check_replace(&source, target, names.to)?;
+        }
+        self.log_rename(source_dir, target_dir, names, &source);
+        target_entries.insert(names.to_name.to_os_string(), source);
+        if let Some(entries) = source_state.entries_mut() {
+            entries.remove(names.from_name);
+        }
+        Ok(())
+    }
 }

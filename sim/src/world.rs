@@ -7,13 +7,18 @@
 //! [`SimWorld::new`]. Besides the inodes (see [`crate::inode`]), it has a few small leaf mutexes:
 //! the clock, the id counters, the sync statistics and the cross-directory rename lock. All are
 //! `S::Mutex`es, so under shuttle and loom every access is a visible scheduling point; the sim
-//! uses no std lock, no std atomic and never calls `yield_now`.
+//! never calls `yield_now`. The exceptions are the operation gate (module `gate`) and the
+//! durability record (module `durable`): bookkeeping behind std atomics and std mutexes that
+//! no operation waits for, invisible to the schedulers (see the design rules in the crate
+//! docs).
 //!
 //! # Lock order
 //!
 //! Inode locks are taken parent before child (see [`crate::namespace`]). The leaf mutexes
 //! (clock, ids, stats, a process's lock registry) are taken either with no inode lock held or
-//! as the innermost lock, and nothing is locked while one of them is held.
+//! as the innermost lock, and nothing is locked while one of them is held. The durability
+//! record's std mutex is innermost of all (an operation logs its change while it holds its
+//! inode locks); the gate's std mutex is taken with no lock held.
 //!
 //! # Determinism
 //!
@@ -29,9 +34,23 @@
 //! * `..` path components are refused (`InvalidInput`) and a trailing slash is ignored.
 //! * `fsync_dir` of a regular file is `NotADirectory` (Linux would fsync the file).
 //! * There are no hard links, symbolic links, permissions or free-space limits; I/O errors
-//!   exist only where a scenario injects them ([`SimWorld::fail_touch`]).
-//! * Durability is not modelled yet: every change is at once visible and "durable"; the
-//!   `sync` calls are only validated and counted ([`SimWorld::sim_stats`]).
+//!   exist only where a scenario injects them ([`SimWorld::inject_fault`],
+//!   [`SimWorld::fail_touch`]).
+//! * Durability is modelled per change: an unsynced write survives a crash whole or not at
+//!   all, except under [`CrashKeep::Torn`], where each of its 512-byte sectors is old, new or
+//!   zeros (never random garbage); every rename is atomic across a crash; a cross-directory rename becomes durable with an fsync of either
+//!   directory (journaling-filesystem behaviour, see module `durable`).
+//! * Only a failed `sync_all` loses data (the file's unsynced writes); failed `fsync_dir` and
+//!   `syncfs` lose nothing, and an injected write or namespace failure changes nothing.
+//! * A crash keeps inode numbers and the `unique_id` counter (so temporary names of the old
+//!   run never collide with new ones); real systems reuse neither reliably.
+//!
+//! # Crashes
+//!
+//! [`SimWorld::arm_crash`] picks a persistence point; when it is reached the durable record is
+//! frozen and every operation fails. [`SimWorld::crash`] then (or at any time) builds the world
+//! after reboot from the durable image and the pending changes a [`CrashKeep`] selects;
+//! [`SimWorld::crash_states`] lists the selections the dependencies allow.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -43,8 +62,10 @@ use std::time::Duration;
 use store::sync::{Mutex, SyncFamily};
 use store::world::{DirEntry, FileKind, Metadata, OpenOptions, SharedObject, World};
 
+use crate::durable::{Change, CrashKeep, Durable, Image};
 use crate::file::SimFile;
-use crate::inode::{Inode, Pid, TouchFault};
+use crate::gate::{Fault, Gate, OpKind, Refusal, TraceEvent};
+use crate::inode::{Content, Inode, Pid, TouchFault};
 
 /// The simulated clock's start: 2023-11-14T22:13:20Z.
 pub const START_TIME: i64 = 1_700_000_000;
@@ -82,12 +103,27 @@ pub(crate) struct Disk<S: SyncFamily> {
     /// Serialises cross-directory renames, so directory ancestry is stable while one runs
     /// (Linux's `s_vfs_rename_mutex`).
     pub(crate) rename_lock: Mutex<S, ()>,
+    /// The operation gate: counters, fault rules, crash point, trace.
+    pub(crate) gate: Gate,
+    /// What survives a crash: the durable image and the pending log (module `durable`). A
+    /// std mutex, invisible to the schedulers, taken as the innermost lock.
+    durable: std::sync::Mutex<Durable>,
 }
 
 impl<S: SyncFamily> Disk<S> {
     /// The simulated time.
     pub(crate) fn now(&self) -> i64 {
         *self.clock.lock()
+    }
+
+    /// Freezes the crash image: called by the gate exactly once, when the disk crashes.
+    pub(crate) fn on_crash(&self) {
+        self.durable().freeze();
+    }
+
+    /// The durable record (a leaf lock: nothing else is locked while it is held).
+    pub(crate) fn durable(&self) -> std::sync::MutexGuard<'_, Durable> {
+        self.durable.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A fresh inode number.
@@ -113,7 +149,11 @@ pub(crate) struct Process<S: SyncFamily> {
 
 impl<S: SyncFamily> Process<S> {
     fn new(pid: Pid) -> Arc<Self> {
-        Arc::new(Process { pid, locked: Mutex::new(BTreeMap::new()), shared: Mutex::new(BTreeMap::new()) })
+        Arc::new(Process {
+            pid,
+            locked: Mutex::new(BTreeMap::new()),
+            shared: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// Notes that this process took a lock on `inode`.
@@ -144,15 +184,58 @@ impl<S: SyncFamily> SimWorld<S> {
     /// `seed` picks the order of `read_dir` listings.
     pub fn new(seed: u64) -> Self {
         let root = Inode::new(1, FileKind::Dir, START_TIME);
+        let ids = Ids { next_ino: 2, next_pid: 2, next_unique: 0 };
+        Self::from_parts(seed, root, START_TIME, ids, Image::with_root(START_TIME))
+    }
+
+    /// A world on a new disk with root `root`, the clock at `time`, the given counters and
+    /// durable image (which must describe `root`'s tree), and process 1.
+    fn from_parts(seed: u64, root: Arc<Inode<S>>, time: i64, ids: Ids, image: Image) -> Self {
         let disk = Disk {
             seed,
             root,
-            clock: Mutex::new(START_TIME),
-            ids: Mutex::new(Ids { next_ino: 2, next_pid: 2, next_unique: 0 }),
+            clock: Mutex::new(time),
+            ids: Mutex::new(ids),
             stats: Mutex::new(SimStats::default()),
             rename_lock: Mutex::new(()),
+            gate: Gate::default(),
+            durable: std::sync::Mutex::new(Durable::new(image)),
         };
         SimWorld { disk: Arc::new(disk), process: Process::new(1) }
+    }
+
+    /// Changes not yet durable: writes, truncations and atime updates not followed by a
+    /// `sync_all` of their file, entry changes not followed by an `fsync_dir` of their
+    /// directory, nothing after a `syncfs`. Once crashed, those of the frozen crash image.
+    /// [`CrashKeep::Subset`] indexes them, `0..pending_ops()`.
+    pub fn pending_ops(&self) -> usize {
+        self.disk.durable().pending_len()
+    }
+
+    /// Simulates a power loss and reboot: a **new** world (a fresh disk, process 1, the same
+    /// clock, seed and id counters) holding the durable state plus the pending changes `keep`
+    /// selects. Open handles, locks, fault rules, the trace and process registries do not
+    /// carry over; inode numbers do. Works whether or not an armed crash fired: without one the
+    /// crash image is the current state. This world is left as it is, so one world can be
+    /// crashed several ways (see [`SimWorld::crash_states`]).
+    pub fn crash(&self, keep: CrashKeep) -> SimWorld<S> {
+        let image = self.disk.durable().image_for(&keep);
+        let time = self.disk.now();
+        let ids = {
+            let ids = self.disk.ids.lock();
+            Ids { next_ino: ids.next_ino, next_pid: 2, next_unique: ids.next_unique }
+        };
+        let mut built = BTreeMap::new();
+        let root = build_inode(&image, 1, &mut built);
+        Self::from_parts(self.disk.seed, root, time, ids, image)
+    }
+
+    /// The crash states of the current (or frozen) pending log: every subset of the pending
+    /// changes that is closed under their dependencies, at most `limit` of them, in a fixed
+    /// order: [`CrashKeep::All`] first, then [`CrashKeep::DurableOnly`], then
+    /// [`CrashKeep::Subset`]s in depth-first order. The same log always gives the same list.
+    pub fn crash_states(&self, limit: usize) -> Vec<CrashKeep> {
+        self.disk.durable().crash_states(limit)
     }
 
     /// Another simulated process (with a new pid) on the same disk and clock.
@@ -179,11 +262,120 @@ impl<S: SyncFamily> SimWorld<S> {
     /// Sets the simulated clock to `time` (seconds since the Unix epoch; may go backwards).
     pub fn set_time(&self, time: i64) {
         *self.disk.clock.lock() = time;
+        self.trace_clock(|| format!("= {time}"));
     }
 
     /// Moves the simulated clock by `secs` (may be negative).
     pub fn advance(&self, secs: i64) {
         *self.disk.clock.lock() += secs;
+        self.trace_clock(|| format!("{secs:+} s"));
+    }
+
+    /// Records a clock move in the trace, if tracing.
+    fn trace_clock(&self, detail: impl FnOnce() -> String) {
+        if self.disk.gate.tracing() {
+            self.record(OpKind::Clock, Path::new(""), detail(), Ok(()));
+        }
+    }
+
+    /// Appends one event to the trace.
+    fn record(&self, op: OpKind, path: &Path, detail: String, result: Result<(), io::ErrorKind>) {
+        self.disk.gate.record(TraceEvent {
+            task: S::current_task(),
+            pid: self.process.pid,
+            op,
+            detail,
+            path: path.to_owned(),
+            result,
+        });
+    }
+
+    /// Runs operation `op` on `path` through the disk's gate: counts it, fails it if a fault
+    /// rule or a crash selects it, otherwise runs `run`; records it if tracing. `creates`: an
+    /// `open` that may create; `detail` is evaluated only when tracing.
+    pub(crate) fn gated<R>(
+        &self,
+        op: OpKind,
+        creates: bool,
+        path: &Path,
+        detail: impl FnOnce() -> String,
+        run: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.gated_or(op, creates, path, detail, || {}, run)
+    }
+
+    /// [`SimWorld::gated`], running `on_fault` when an injected fault fails the operation.
+    pub(crate) fn gated_or<R>(
+        &self,
+        op: OpKind,
+        creates: bool,
+        path: &Path,
+        detail: impl FnOnce() -> String,
+        on_fault: impl FnOnce(),
+        run: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let result = match self.disk.gate.pass(op, creates, || self.disk.on_crash()) {
+            Ok(()) => run(),
+            Err(refusal) => {
+                if matches!(refusal, Refusal::Fault(_)) {
+                    on_fault();
+                }
+                Err(refusal.into_error())
+            }
+        };
+        if self.disk.gate.tracing() {
+            let outcome = result.as_ref().map(|_| ()).map_err(io::Error::kind);
+            self.record(op, path, detail(), outcome);
+        }
+        result
+    }
+
+    /// Operations gated so far on this disk, by all processes (clock moves are not counted).
+    pub fn op_count(&self) -> u64 {
+        self.disk.gate.op_count()
+    }
+
+    /// Arms a fault-injection rule on the disk (for all processes). Several rules may be armed;
+    /// each counts the operations it matches from now on. See [`Fault`].
+    pub fn inject_fault(&self, fault: Fault) {
+        self.disk.gate.inject(fault);
+    }
+
+    /// Disarms every [`Fault`] rule (rules of [`SimWorld::fail_touch`] stay).
+    pub fn clear_faults(&self) {
+        self.disk.gate.clear_faults();
+    }
+
+    /// Persistence points reached so far on this disk: calls of `sync_all`, `fsync_dir`,
+    /// `syncfs`, `rename`, `remove_file` and `remove_dir` (failed ones included).
+    pub fn persistence_points(&self) -> u64 {
+        self.disk.gate.persistence_points()
+    }
+
+    /// Arms a crash: at the start of persistence point `at_point` (1-based, counted like
+    /// [`SimWorld::persistence_points`] from the disk's start) the disk freezes its crash image;
+    /// that operation and every later one, of every process, fails with `ErrorKind::Other`
+    /// ("simulated crash"), so the workload stops. A point already passed crashes at the next
+    /// persistence point.
+    pub fn arm_crash(&self, at_point: u64) {
+        self.disk.gate.arm_crash(at_point);
+    }
+
+    /// Has the disk crashed (an armed crash point was reached)?
+    pub fn crashed(&self) -> bool {
+        self.disk.gate.crashed()
+    }
+
+    /// Starts recording every gated operation and clock move of the disk (all processes),
+    /// dropping any earlier trace. Tracing adds no scheduling point; while it is off it costs
+    /// one atomic load per operation.
+    pub fn start_trace(&self) {
+        self.disk.gate.start_trace();
+    }
+
+    /// Stops recording and returns the trace, oldest event first.
+    pub fn take_trace(&self) -> Vec<TraceEvent> {
+        self.disk.gate.take_trace()
     }
 
     /// Counts of the durability calls made so far on this disk, by all processes.
@@ -198,7 +390,12 @@ impl<S: SyncFamily> SimWorld<S> {
     /// through renames and ends with the inode (a new file at the path does not fail). Other
     /// operations on the file are unaffected. Arming it is one step of the schedule like any
     /// other file operation, so an actor can "fill the disk" at a point the explorer chooses.
-    pub fn fail_touch(&self, path: &Path, kind: io::ErrorKind, times: Option<u32>) -> io::Result<()> {
+    pub fn fail_touch(
+        &self,
+        path: &Path,
+        kind: io::ErrorKind,
+        times: Option<u32>,
+    ) -> io::Result<()> {
         self.disk.with_object(path, |_, state| {
             state.touch_fault = Some(TouchFault { kind, remaining: times });
             Ok(())
@@ -209,6 +406,25 @@ impl<S: SyncFamily> SimWorld<S> {
     pub fn clear_touch_fault(&self, path: &Path) -> io::Result<()> {
         self.disk.with_object(path, |_, state| {
             state.touch_fault = None;
+            Ok(())
+        })
+    }
+
+    /// `touch_atime` past the gate: the inode's own `fail_touch` rule, then the new atime.
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        let now = self.disk.now();
+        self.disk.with_object(path, |inode, state| {
+            if let Some(fault) = &mut state.touch_fault {
+                let kind = fault.kind;
+                match &mut fault.remaining {
+                    None => {}
+                    Some(1) => state.touch_fault = None,
+                    Some(remaining) => *remaining = remaining.saturating_sub(1),
+                }
+                return Err(io::Error::new(kind, "touch: injected fault"));
+            }
+            state.atime = now;
+            self.disk.durable().log(Change::Atime { ino: inode.ino, atime: now });
             Ok(())
         })
     }
@@ -239,7 +455,9 @@ impl<S: SyncFamily> World for SimWorld<S> {
 
     fn sleep(&self, duration: Duration) {
         let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-        self.advance(i64::try_from(secs).unwrap_or(i64::MAX));
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        *self.disk.clock.lock() += secs;
+        self.trace_clock(|| format!("{secs:+} s (sleep)"));
     }
 
     fn unique_id(&self) -> u64 {
@@ -250,48 +468,39 @@ impl<S: SyncFamily> World for SimWorld<S> {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.disk.create_dir(path)
+        self.gated(OpKind::CreateDir, false, path, String::new, || self.disk.create_dir(path))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.disk.create_dir_all(path)
+        let detail = || "all".to_owned();
+        self.gated(OpKind::CreateDir, false, path, detail, || self.disk.create_dir_all(path))
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.disk.remove_dir(path)
+        self.gated(OpKind::RemoveDir, false, path, String::new, || self.disk.remove_dir(path))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.disk.remove_file(path)
+        self.gated(OpKind::RemoveFile, false, path, String::new, || self.disk.remove_file(path))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.disk.rename(from, to)
+        let detail = || format!("-> {}", to.display());
+        self.gated(OpKind::Rename, false, from, detail, || self.disk.rename(from, to))
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.disk.read_dir(path)
+        self.gated(OpKind::ReadDir, false, path, String::new, || self.disk.read_dir(path))
     }
 
     fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        self.disk.with_object(path, |inode, state| Ok(state.metadata(inode.ino, inode.kind)))
+        self.gated(OpKind::Metadata, false, path, String::new, || {
+            self.disk.with_object(path, |inode, state| Ok(state.metadata(inode.ino, inode.kind)))
+        })
     }
 
     fn touch_atime(&self, path: &Path) -> io::Result<()> {
-        let now = self.disk.now();
-        self.disk.with_object(path, |_, state| {
-            if let Some(fault) = &mut state.touch_fault {
-                let kind = fault.kind;
-                match &mut fault.remaining {
-                    None => {}
-                    Some(1) => state.touch_fault = None,
-                    Some(remaining) => *remaining = remaining.saturating_sub(1),
-                }
-                return Err(io::Error::new(kind, "touch: injected fault"));
-            }
-            state.atime = now;
-            Ok(())
-        })
+        self.gated(OpKind::Touch, false, path, String::new, || self.touch(path))
     }
 
     fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
@@ -306,19 +515,81 @@ impl<S: SyncFamily> World for SimWorld<S> {
     }
 
     fn open(&self, path: &Path, options: OpenOptions) -> io::Result<SimFile<S>> {
-        let (inode, ofd) = self.disk.open_inode(path, options)?;
-        Ok(SimFile::new(self.clone(), inode, ofd, options))
+        let creates = options.create || options.create_new;
+        self.gated(
+            OpKind::Open,
+            creates,
+            path,
+            || open_detail(options),
+            || {
+                let (inode, ofd) = self.disk.open_inode(path, options)?;
+                let traced_path = self.disk.gate.tracing().then(|| path.to_owned());
+                Ok(SimFile::new(self.clone(), inode, ofd, options, traced_path))
+            },
+        )
     }
 
     fn fsync_dir(&self, path: &Path) -> io::Result<()> {
-        self.disk.check_live_dir(path)?;
-        self.disk.stats.lock().fsync_dir += 1;
-        Ok(())
+        self.gated(OpKind::FsyncDir, false, path, String::new, || {
+            let ino = self.disk.check_live_dir(path)?;
+            self.disk.durable().sync_dir(ino);
+            self.disk.stats.lock().fsync_dir += 1;
+            Ok(())
+        })
     }
 
     fn syncfs(&self, path: &Path) -> io::Result<()> {
-        self.disk.with_object(path, |_, _| Ok(()))?;
-        self.disk.stats.lock().syncfs += 1;
-        Ok(())
+        self.gated(OpKind::Syncfs, false, path, String::new, || {
+            self.disk.with_object(path, |_, _| Ok(()))?;
+            self.disk.durable().sync_all_changes();
+            self.disk.stats.lock().syncfs += 1;
+            Ok(())
+        })
     }
+}
+
+/// The trace detail of an `open`: its access and creation flags.
+fn open_detail(options: OpenOptions) -> String {
+    let flags = [
+        (options.read, "read"),
+        (options.write, "write"),
+        (options.create, "create"),
+        (options.create_new, "create_new"),
+        (options.truncate, "truncate"),
+    ];
+    let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+    set.join(", ")
+}
+
+/// The inode `ino` of `image` and, for a directory, everything below it, as live inodes
+/// (`built` shares inodes met twice and stops cycles).
+fn build_inode<S: SyncFamily>(
+    image: &Image,
+    ino: u64,
+    built: &mut BTreeMap<u64, Arc<Inode<S>>>,
+) -> Arc<Inode<S>> {
+    if let Some(inode) = built.get(&ino) {
+        return Arc::clone(inode);
+    }
+    let Some(source) = image.inodes.get(&ino) else {
+        return Inode::new(ino, FileKind::File, START_TIME);
+    };
+    let content = match source.kind {
+        FileKind::Dir => {
+            // Mark the directory as being built, so a cycle cannot recurse forever.
+            built.insert(ino, Inode::new(ino, FileKind::Dir, source.mtime));
+            let mut entries = BTreeMap::new();
+            for (name, child) in &source.entries {
+                let is_dir = image.inodes.get(child).is_some_and(|c| c.kind == FileKind::Dir);
+                if !(is_dir && built.contains_key(child)) {
+                    entries.insert(name.clone(), build_inode(image, *child, built));
+                }
+            }
+            Content::Dir(entries)
+        }
+        _ => Content::File(source.data.clone()),
+    };
+    let inode = Inode::restored(ino, source.kind, content, source.atime, source.mtime);
+    built.insert(ino, Arc::clone(&inode));
+    inode
 }

@@ -61,6 +61,13 @@ pub trait SyncFamily: Send + Sync + 'static {
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static;
+
+    /// The scheduler's number for the calling task, where the runtime has one (shuttle: the
+    /// main task is 0 and spawned tasks follow in spawn order); `None` otherwise. Used only for
+    /// diagnostics (operation traces), never for decisions.
+    fn current_task() -> Option<usize> {
+        None
+    }
 }
 
 /// A thread's result: its value, or the payload it panicked with.
