@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod cells;
+pub mod crash;
 pub mod explore;
 pub mod failure;
 pub mod knobs;
@@ -24,6 +25,8 @@ pub mod regressions;
 pub mod regressions_b;
 pub mod scenario;
 pub mod scenarios;
+pub mod shrink;
+pub mod trace;
 
 pub use explore::{Budget, Exploration, Explorer, Failure, Limits, Plan, Report};
 pub use scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};

@@ -9,7 +9,9 @@
 //! One mutex per chunk store serialises every chunk state change: insert (stat → touch or
 //! write), conditional touch, the rename of a corrupt chunk to `.bad`, and each single
 //! stat → decide → unlink step of the sweep. It is held per chunk, never across chunks.
-//! Functions that need it take its [`ChunkStoreGuard`] as a witness.
+//! Functions that need it take its [`ChunkStoreGuard`] as a witness. At level `file` a leaf
+//! lock under it guards the in-memory list of chunks whose directory fsync and removal both
+//! failed (see "Durability"); it is never held while anything else is locked or done.
 //!
 //! # Invariants
 //!
@@ -18,8 +20,23 @@
 //! * A chunk reported as stored (new or duplicate) has `atime >= now` at the time of the report,
 //!   so a sweep whose cutoff is older than the writer's start never removes it.
 //! * Chunks are published atomically: written to `<digest>.tmp_<id>` in the prefix directory
-//!   and renamed into place; sweep ignores every name that is not a chunk or a `.bad` chunk.
+//!   and renamed into place; sweep ignores every name that is not a chunk or a `.bad` chunk,
+//!   except stale temporary chunk files, which it removes.
+//!
+//! # Durability
+//!
+//! With [`SyncLevel::File`] an insert fsyncs the temporary file, renames it into place and
+//! fsyncs the prefix directory before it reports the chunk stored. Any fsync error fails the
+//! insert and is never retried: a chunk whose file fsync failed is never renamed into place
+//! (its temporary file is removed), and a chunk whose directory fsync failed is removed again,
+//! so no later insert can take it for a durable duplicate (if the removal fails too, this
+//! [`ChunkStore`] remembers the digest and its next insert rewrites the chunk; the memory does
+//! not outlive the instance, so another process can still take such a chunk for a duplicate
+//! until its directory is fsynced again). With [`SyncLevel::Filesystem`] the
+//! caller runs one `syncfs` before it relies on the chunks; with [`SyncLevel::None`] nothing is
+//! promised after a crash.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -44,8 +61,9 @@ pub enum SyncLevel {
     None,
     /// fsync every chunk file and its prefix directory before reporting it stored.
     File,
-    /// No per-chunk fsync; [`ChunkStore::ensure_sync_level`] runs one `syncfs` (at the end of a
-    /// backup).
+    /// No per-chunk fsync; one `syncfs` ([`ChunkStore::ensure_sync_level`]) makes every
+    /// insert so far durable. A backup runs it before it publishes its manifest (see
+    /// [`crate::datastore::backup`], "Durability").
     Filesystem,
 }
 
@@ -318,6 +336,12 @@ impl ChunkName {
     }
 }
 
+/// Is `name` a temporary chunk file, `<64 hex>.tmp_<anything>`?
+fn is_chunk_temp_name(name: &str) -> bool {
+    name.split_at_checked(64)
+        .is_some_and(|(hex, rest)| Digest::from_hex(hex).is_some() && rest.starts_with(".tmp_"))
+}
+
 /// The chunk store of one datastore.
 pub struct ChunkStore<W: World> {
     world: W,
@@ -325,6 +349,10 @@ pub struct ChunkStore<W: World> {
     chunk_dir: PathBuf,
     config: ChunkStoreConfig,
     mutex: Mutex<W::Sync, ()>,
+    /// Level `file` only: chunks whose prefix-directory fsync failed and whose removal failed
+    /// too, so their names may not be durable. An insert of one of them rewrites it instead of
+    /// taking it for a durable duplicate. A leaf lock, taken under the chunk-store mutex.
+    unsynced: Mutex<W::Sync, BTreeSet<Digest>>,
 }
 
 /// Proof that the chunk-store mutex of one particular store is held.
@@ -388,6 +416,7 @@ impl<W: World> ChunkStore<W> {
             chunk_dir: base.join(".chunks"),
             config,
             mutex: Mutex::new(()),
+            unsynced: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -473,7 +502,10 @@ impl<W: World> ChunkStore<W> {
             if metadata.kind != FileKind::File {
                 return Err(ChunkStoreError::NotAFile { path });
             }
-            let keep_existing = metadata.len != 0 && metadata.len <= encoded_len;
+            let keep_existing = metadata.len != 0
+                && metadata.len <= encoded_len
+                && !(self.config.sync_level == SyncLevel::File
+                    && self.unsynced.lock().contains(&chunk.digest));
             if keep_existing {
                 if !crate::reverted!(self.config.regressions, B4DuplicateInsertNoTouch) {
                     self.world.touch_atime(&path).map_err(ChunkStoreError::io("touch", &path))?;
@@ -512,8 +544,23 @@ impl<W: World> ChunkStore<W> {
             let _ = self.world.remove_file(&temp);
             return written;
         }
+        if sync_file && let Err(err) = self.world.fsync_dir(&dir) {
+            if crate::reverted!(self.config.regressions, ChunkKeptAfterDirSyncError) {
+                return Err(ChunkStoreError::io("fsync", &dir)(err));
+            }
+            // The chunk's name may not be durable. Left in place, the next insert of the digest
+            // would find it, report it stored and let a backup succeed on a chunk a crash can
+            // take away. Nothing references it yet (we hold the mutex since it was missing), so
+            // it goes; a retried fsync would prove nothing (its error is reported only once).
+            if self.world.remove_file(path).is_err() {
+                // Still there (the disk keeps failing): remember it, so that no insert of
+                // this store takes it for a durable duplicate.
+                self.unsynced.lock().insert(*digest);
+            }
+            return Err(ChunkStoreError::io("fsync", &dir)(err));
+        }
         if sync_file {
-            self.world.fsync_dir(&dir).map_err(ChunkStoreError::io("fsync", &dir))?;
+            self.unsynced.lock().remove(digest);
         }
         Ok(())
     }
@@ -668,8 +715,11 @@ impl<W: World> ChunkStore<W> {
     /// `min_atime`. Kept files with `atime < oldest_writer` count as pending.
     ///
     /// Each file is handled under the mutex: stat (a vanished file is skipped) → decide →
-    /// unlink. An unlink error aborts the sweep. Names that are neither chunks nor `.bad`
-    /// chunks (temporary files) are left alone.
+    /// unlink. An unlink error aborts the sweep. Temporary chunk files (`<digest>.tmp_<id>`,
+    /// left behind by a crash or a failed insert) are removed once their modification time is
+    /// older than `min_atime` (a live insert renames its temporary file under the mutex within
+    /// one insert, so an old one belongs to nobody); they are not counted. Every other name is
+    /// left alone.
     pub fn sweep_unused_chunks(
         &self,
         min_atime: i64,
@@ -679,13 +729,45 @@ impl<W: World> ChunkStore<W> {
         for index in 0..self.config.fanout.dir_count() {
             let (dir, entries) = self.read_prefix_dir(index)?;
             for entry in entries {
-                let Some(name) = entry.name_str().and_then(ChunkName::parse) else { continue };
                 let path = dir.join(&entry.name);
+                let Some(name) = entry.name_str().and_then(ChunkName::parse) else {
+                    let keep_temps =
+                        crate::reverted!(self.config.regressions, SweepKeepsChunkTemps);
+                    if !keep_temps && entry.name_str().is_some_and(is_chunk_temp_name) {
+                        let guard = self.lock();
+                        self.sweep_temp(&guard, &path, min_atime)?;
+                    }
+                    continue;
+                };
                 let guard = self.lock();
                 self.sweep_one(&guard, &path, name, min_atime, oldest_writer, &mut stats)?;
             }
         }
         Ok(stats)
+    }
+
+    /// Removes a stale temporary chunk file (see [`ChunkStore::sweep_unused_chunks`]).
+    fn sweep_temp(
+        &self,
+        guard: &ChunkStoreGuard<'_, W>,
+        path: &Path,
+        min_atime: i64,
+    ) -> Result<(), ChunkStoreError> {
+        self.check_guard(guard);
+        let Some(metadata) =
+            self.world.try_metadata(path).map_err(ChunkStoreError::io("stat", path))?
+        else {
+            return Ok(());
+        };
+        if metadata.kind == FileKind::File && metadata.mtime < min_atime {
+            match self.world.remove_file(path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(ChunkStoreError::io("unlink", path)(err));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn sweep_one(

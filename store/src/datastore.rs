@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::backup_info::{BackupDir, BackupGroup, BackupId, BackupTime, BackupType, NameError};
 use crate::blob::BlobError;
-use crate::chunk_store::{ChunkStore, ChunkStoreConfig, ChunkStoreError};
+use crate::chunk_store::{ChunkStore, ChunkStoreConfig, ChunkStoreError, SyncLevel};
 use crate::digest::Digest;
 use crate::index::IndexError;
 use crate::locks::{LockError, LockGuard, ProcessLocker, lock_file};
@@ -554,7 +554,21 @@ impl<W: World> Datastore<W> {
                 other => other,
             }
         };
-        result.map_err(Error::io("update protection", &marker))
+        result.map_err(Error::io("update protection", &marker))?;
+        if crate::reverted!(self.config().chunk_store.regressions, ProtectionWithoutDirSync) {
+            return Ok(());
+        }
+        // The marker is a directory entry: durable once its directory is.
+        self.sync_dir(&snapshot)
+    }
+
+    /// At the durable sync levels, fsyncs `dir` so that the entries created, renamed or removed
+    /// in it survive a crash. An error is returned as is and never retried.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        if self.inner.config.chunk_store.sync_level == SyncLevel::None {
+            return Ok(());
+        }
+        self.world().fsync_dir(dir).map_err(Error::io("fsync", dir))
     }
 
     /// Forget: destroys a snapshot.
@@ -595,6 +609,12 @@ impl<W: World> Datastore<W> {
 
     /// Removes a snapshot directory, the manifest first: from the first unlink on the snapshot
     /// no longer counts as finished, so nobody sees a finished snapshot with files missing.
+    ///
+    /// At the durable sync levels the manifest's removal is made durable (fsync of the
+    /// snapshot directory) before any other file goes, so that no crash can keep the removal of
+    /// an index but not that of the manifest; and the directory's removal is made durable
+    /// (fsync of the group directory) before this returns, so that a GC that runs afterwards
+    /// and sweeps the snapshot's chunks can never meet the snapshot again after a crash.
     fn remove_snapshot_dir(&self, path: &Path) -> Result<(), Error> {
         let manifest = path.join(MANIFEST_BLOB_NAME);
         match self.world().remove_file(&manifest) {
@@ -602,6 +622,10 @@ impl<W: World> Datastore<W> {
                 return Err(Error::io("unlink", &manifest)(err));
             }
             _ => {}
+        }
+        let unsynced = crate::reverted!(self.config().chunk_store.regressions, ForgetWithoutDirSync);
+        if !unsynced {
+            self.sync_dir(path)?;
         }
         for entry in self.world().read_dir(path).map_err(Error::io("readdir", path))? {
             let file = path.join(&entry.name);
@@ -612,7 +636,11 @@ impl<W: World> Datastore<W> {
                 _ => {}
             }
         }
-        self.world().remove_dir(path).map_err(Error::io("rmdir", path))
+        self.world().remove_dir(path).map_err(Error::io("rmdir", path))?;
+        match path.parent() {
+            Some(group_dir) if !unsynced => self.sync_dir(group_dir),
+            _ => Ok(()),
+        }
     }
 
     fn remove_group_if_empty(&self, group: &BackupGroup) -> Result<(), Error> {

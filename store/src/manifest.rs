@@ -12,6 +12,15 @@
 //! last by a backup and always published atomically: [`Manifest::store`] writes
 //! `index.json.blob.tmp_<id>` and renames it over `index.json.blob`.
 //!
+//! # Durability
+//!
+//! At the durable sync levels ([`SyncLevel::File`] and [`SyncLevel::Filesystem`]) the temporary
+//! file is fsynced before the rename and the snapshot directory after it, so a crash leaves the
+//! old manifest or the complete new one, and a manifest that has been reported stored survives
+//! a crash. A failed fsync fails the store and is never retried: before the rename the temporary
+//! file is removed and the old manifest stays; after it the caller learns that the new manifest
+//! may not be durable. The order of a whole backup is in [`crate::datastore::backup`].
+//!
 //! # Design
 //!
 //! * The JSON is mapped through private raw structs, then validated into typed fields
@@ -351,8 +360,9 @@ impl Manifest {
     }
 
     /// Publishes this manifest as `<snapshot_dir>/index.json.blob`: writes
-    /// `index.json.blob.tmp_<16 hex>`, fsyncs it with [`SyncLevel::File`], renames it over the
-    /// manifest, then fsyncs the directory with [`SyncLevel::File`]. On failure before the
+    /// `index.json.blob.tmp_<16 hex>`, fsyncs it (at [`SyncLevel::File`] and
+    /// [`SyncLevel::Filesystem`]), renames it over the manifest, then fsyncs the directory (at
+    /// the same levels). On failure before the
     /// rename the temporary file is removed (best effort) and the old manifest, if any, is
     /// untouched. Returns the manifest's path.
     ///
@@ -367,7 +377,9 @@ impl Manifest {
         let path = snapshot_dir.join(MANIFEST_BLOB_NAME);
         let temp =
             snapshot_dir.join(format!("{MANIFEST_BLOB_NAME}.tmp_{:016x}", world.unique_id()));
-        let sync_file = sync_level == SyncLevel::File;
+        // A manifest is the publication point of a snapshot: at both durable levels its data
+        // must be on disk before its name, and its name before success is reported.
+        let sync_file = sync_level != SyncLevel::None;
         let written = (|| {
             let file = world
                 .open(&temp, OpenOptions::create_new())

@@ -81,6 +81,31 @@ pub enum Bug {
     /// the newest finished snapshot vanished, and repeats a pass when a finished snapshot it
     /// did not list appeared meanwhile (its base may have been listed half-removed).
     GcRelistIgnoresUnfinished,
+    /// Not a historical race: a planted durability bug for the crash tests (`models::crash`).
+    /// At sync level `file`, index files are closed without their fsync, and `finish` syncs
+    /// them only after the manifest has been renamed into place and its directory fsynced. A
+    /// crash between the two leaves a snapshot that lists as finished but whose index lost its
+    /// data: the backup reported success (or was about to) and the snapshot is unreadable.
+    ManifestBeforeIndexSync,
+    /// Durability fix reverted: at level `filesystem` the manifest is published without its
+    /// fsyncs and the one `syncfs` runs at the end of `finish`, after it, so a crash can keep
+    /// the manifest's rename but not the indexes (or the manifest's own data).
+    SyncfsAfterManifest,
+    /// Durability fix reverted: forget removes a snapshot without fsyncing the snapshot
+    /// directory after the manifest's unlink and the group directory after the `rmdir`, so a
+    /// crash can keep an index's removal without the manifest's, or undo a reported forget.
+    ForgetWithoutDirSync,
+    /// Durability fix reverted: an insert whose prefix-directory fsync failed leaves the chunk
+    /// in place, so the next insert of the digest takes it for a durable duplicate.
+    ChunkKeptAfterDirSyncError,
+    /// Durability fix reverted: setting or clearing protection does not fsync the snapshot
+    /// directory, so a reported protection can be lost in a crash.
+    ProtectionWithoutDirSync,
+    /// Recovery fix reverted: GC aborts on a damaged index of an unfinished snapshot (as a
+    /// crash at level `filesystem` leaves it), so no GC runs until somebody removes it.
+    GcAbortsOnDamagedUnfinishedIndex,
+    /// Recovery fix reverted: the sweep leaves stale temporary chunk files alone forever.
+    SweepKeepsChunkTemps,
 }
 
 impl Bug {

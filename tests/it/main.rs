@@ -22,3 +22,5 @@ mod races_b;
 mod locking_table;
 mod races_a;
 mod races_real;
+mod crash;
+mod shrink;

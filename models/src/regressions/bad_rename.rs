@@ -122,15 +122,21 @@ impl Scenario for BadRename {
         _state: &BadRenameState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        outcomes.expect("sweep", &[Outcome::OK])?;
-        let verify = outcomes.of("verify").map(Outcome::as_str).unwrap_or("");
-        if verify
-            .split(' ')
-            .all(|label| label == "renamed" || label == "vanished")
-        {
-            Ok(())
-        } else {
-            Err(ScenarioError::violation(format!("verify ended `{verify}`")))
-        }
+        check_bad_rename(outcomes)
+    }
+}
+
+/// The check of [`BadRename`] (also run by its real-world twin): the sweep succeeded and verify
+/// renamed (or found vanished) every corrupt chunk.
+pub(crate) fn check_bad_rename(outcomes: &Outcomes) -> Result<(), ScenarioError> {
+    outcomes.expect("sweep", &[Outcome::OK])?;
+    let verify = outcomes.of("verify").map(Outcome::as_str).unwrap_or("");
+    if verify
+        .split(' ')
+        .all(|label| label == "renamed" || label == "vanished")
+    {
+        Ok(())
+    } else {
+        Err(ScenarioError::violation(format!("verify ended `{verify}`")))
     }
 }

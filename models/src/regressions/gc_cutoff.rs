@@ -174,9 +174,18 @@ fn long_backup_check<S: SyncFamily>(
     state: &LongBackupState<S>,
     outcomes: &Outcomes,
 ) -> Result<(), ScenarioError> {
+    check_long_backup(&state.writer_store, outcomes)
+}
+
+/// The check of [`WriterCutoff`] and [`SecondOpen`] (also run by their real-world twins):
+/// backup and GC succeed and every chunk of a finished snapshot in `store` exists.
+pub(crate) fn check_long_backup<W: World>(
+    store: &Datastore<W>,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
     outcomes.expect("backup", &[Outcome::OK])?;
     outcomes.expect("gc", &[Outcome::OK])?;
-    check_chunks_present(&state.writer_store)
+    check_chunks_present(store)
 }
 
 impl WriterCutoff {

@@ -7,6 +7,7 @@ use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
 use store::regressions::Bug;
 use store::sync::SyncFamily;
+use store::world::World;
 
 use crate::explore::Explorer;
 use crate::regressions::{DAY, OWNER, Variant, check_chunks_present, new_datastore, run_gc};
@@ -17,7 +18,7 @@ use crate::scenarios::snapshot;
 pub const EXPLORERS: &[Explorer] = &[Explorer::Pct { depth: 2 }, Explorer::Pct { depth: 3 }];
 
 /// Chunks of the other group's snapshot.
-const EXTRA_CHUNKS: usize = 8;
+pub(crate) const EXTRA_CHUNKS: usize = 8;
 
 const ARCHIVE: &str = "root.didx";
 
@@ -67,7 +68,7 @@ impl GcStartList {
     }
 }
 
-fn chunk(name: &str) -> Vec<u8> {
+pub(crate) fn chunk(name: &str) -> Vec<u8> {
     format!("chunk {name} of vm/100").into_bytes()
 }
 
@@ -148,8 +149,17 @@ impl Scenario for GcStartList {
         state: &GcStartListState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        outcomes.expect("gc", &[Outcome::OK])?;
-        outcomes.expect("job", &[Outcome::label("ok, pruned 1")])?;
-        check_chunks_present(&state.store)
+        check_gc_start_list(&state.store, outcomes)
     }
+}
+
+/// The check of [`GcStartList`] (also run by its real-world twin): GC and the job succeed (the
+/// prune removed the base) and every chunk of a finished snapshot in `store` exists.
+pub(crate) fn check_gc_start_list<W: World>(
+    store: &Datastore<W>,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    outcomes.expect("gc", &[Outcome::OK])?;
+    outcomes.expect("job", &[Outcome::label("ok, pruned 1")])?;
+    check_chunks_present(store)
 }

@@ -6,6 +6,7 @@ use store::datastore::Datastore;
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::regressions::Bug;
 use store::sync::SyncFamily;
+use store::world::World;
 
 use crate::explore::Explorer;
 use crate::regressions::{
@@ -95,8 +96,17 @@ impl Scenario for GcVanished {
         state: &GcVanishedState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        outcomes.expect("gc", &[Outcome::OK])?;
-        outcomes.expect("forget", &[Outcome::OK])?;
-        check_chunks_present(&state.store)
+        check_gc_vanished(&state.store, outcomes)
     }
+}
+
+/// The check of [`GcVanished`] (also run by its real-world twin): GC and forget succeed and
+/// every chunk of a finished snapshot in `store` exists.
+pub(crate) fn check_gc_vanished<W: World>(
+    store: &Datastore<W>,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    outcomes.expect("gc", &[Outcome::OK])?;
+    outcomes.expect("forget", &[Outcome::OK])?;
+    check_chunks_present(store)
 }

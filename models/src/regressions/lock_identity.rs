@@ -16,8 +16,8 @@ use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
 /// The message of the violation: two holders at once.
 pub const VIOLATION: &str = "two actors held the lock at once";
 
-const HELD: Outcome = Outcome::label("held");
-const REPLACED: Outcome = Outcome::label("replaced");
+pub(crate) const HELD: Outcome = Outcome::label("held");
+pub(crate) const REPLACED: Outcome = Outcome::label("replaced");
 
 /// B16 (pbs.md §8, interleaving B; commits `23be00a42` … `04e50855b`): locks on inodes that
 /// get deleted.
@@ -127,13 +127,19 @@ impl Scenario for LockIdentity {
         state: &LockIdentityState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        for actor in ["holder-1", "holder-2", "holder-3"] {
-            outcomes.expect(actor, &[HELD, REPLACED, Outcome::BUSY])?;
-        }
-        let most = state.holders.lock().1;
-        if most > 1 {
-            return Err(ScenarioError::violation(format!("{VIOLATION} ({most})")));
-        }
-        Ok(())
+        check_lock_identity(outcomes, state.holders.lock().1)
     }
+}
+
+/// The check of [`LockIdentity`] (also run by its real-world twin): every holder held the lock,
+/// was refused or found it busy, and at most one held it at a time (`most`: the most holders
+/// seen at once).
+pub(crate) fn check_lock_identity(outcomes: &Outcomes, most: u32) -> Result<(), ScenarioError> {
+    for actor in ["holder-1", "holder-2", "holder-3"] {
+        outcomes.expect(actor, &[HELD, REPLACED, Outcome::BUSY])?;
+    }
+    if most > 1 {
+        return Err(ScenarioError::violation(format!("{VIOLATION} ({most})")));
+    }
+    Ok(())
 }

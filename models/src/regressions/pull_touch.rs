@@ -16,8 +16,8 @@ use crate::regressions::{DAY, SHUTTLE_AND_LOOM, Variant, check_chunks_present, n
 use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
 use crate::scenarios::snapshot;
 
-const REUSED: Outcome = Outcome::label("reused");
-const UPLOADED: Outcome = Outcome::label("uploaded");
+pub(crate) const REUSED: Outcome = Outcome::label("reused");
+pub(crate) const UPLOADED: Outcome = Outcome::label("uploaded");
 
 /// B20 (pbs.md §8, commit `d45077366`): `cond_touch_chunk` outside the chunk-store mutex.
 ///
@@ -155,8 +155,17 @@ impl Scenario for PullTouch {
         state: &PullTouchState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        outcomes.expect("sweep", &[Outcome::OK])?;
-        outcomes.expect("pull", &[REUSED, UPLOADED])?;
-        check_chunks_present(&state.store)
+        check_pull_touch(&state.store, outcomes)
     }
+}
+
+/// The check of [`PullTouch`] (also run by its real-world twin): the sweep succeeds, the pull
+/// reused or uploaded the chunk, and every chunk of a finished snapshot in `store` exists.
+pub(crate) fn check_pull_touch<W: World>(
+    store: &Datastore<W>,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    outcomes.expect("sweep", &[Outcome::OK])?;
+    outcomes.expect("pull", &[REUSED, UPLOADED])?;
+    check_chunks_present(store)
 }

@@ -112,15 +112,21 @@ impl Scenario for ReaderSharedLock {
         _state: &ReaderSharedLockState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        for (actor, outcome) in outcomes.iter() {
-            if outcome == &Outcome::BUSY {
-                return Err(ScenarioError::violation(format!(
-                    "{VIOLATION}: {actor} ended `{outcome}`"
-                )));
-            }
-        }
-        outcomes.expect("reader", &[Outcome::OK])?;
-        outcomes.expect("backup", &[Outcome::OK])?;
-        Ok(())
+        check_reader_shared_lock(outcomes)
     }
+}
+
+/// The check of [`ReaderSharedLock`] (also run by its real-world twin): neither the reader nor
+/// the backup failed busy.
+pub(crate) fn check_reader_shared_lock(outcomes: &Outcomes) -> Result<(), ScenarioError> {
+    for (actor, outcome) in outcomes.iter() {
+        if outcome == &Outcome::BUSY {
+            return Err(ScenarioError::violation(format!(
+                "{VIOLATION}: {actor} ended `{outcome}`"
+            )));
+        }
+    }
+    outcomes.expect("reader", &[Outcome::OK])?;
+    outcomes.expect("backup", &[Outcome::OK])?;
+    Ok(())
 }

@@ -55,11 +55,11 @@ pub const EXPECT_REVERTED: Expect = Expect::CaughtBy {
     ],
 };
 
-const ABORTED: Outcome = Outcome::label("aborted");
-const OWNED_BY_OTHER: Outcome = Outcome::label("owned-by-other");
+pub(crate) const ABORTED: Outcome = Outcome::label("aborted");
+pub(crate) const OWNED_BY_OTHER: Outcome = Outcome::label("owned-by-other");
 
 /// The owner of the second backup: a group left behind by the first one is not its group.
-const OTHER_OWNER: &str = "other@pam";
+pub(crate) const OTHER_OWNER: &str = "other@pam";
 
 /// The scenario; `reverted` takes the fix of B23 out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,7 +88,7 @@ pub struct CleanupGroupState<S: SyncFamily> {
     other: BackupDir,
 }
 
-fn start_error(err: Error) -> Outcome {
+pub(crate) fn start_error(err: Error) -> Outcome {
     match err {
         Error::NoOwner(_) => Outcome::label("no-owner"),
         Error::BackupTimeNotNewer { .. } => Outcome::label("not-newer"),
@@ -154,64 +154,74 @@ impl Scenario for CleanupGroup {
         state: &CleanupGroupState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        let store = &state.store;
-        let failed = |what: &str, err: &dyn std::fmt::Display| {
-            ScenarioError::violation(format!("{what}: {err}"))
-        };
-        let group_dir = store.group_path(&state.group);
-        let exists = store
-            .world()
-            .try_metadata(&group_dir)
-            .map_err(|err| failed("stat", &err))?
-            .is_some();
-        let snapshots = store
-            .list_snapshots(&state.group)
-            .map_err(|err| failed("list", &err))?;
-        let other_ok = outcomes.of("other") == Some(&Outcome::OK);
-        // No backup of the first owner ever succeeds, so only an orphan can be owned by it.
-        if outcomes.of("other") == Some(&OWNED_BY_OTHER) {
-            return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: the second backup found {} owned by the first, which failed",
-                state.group
-            )));
-        }
-        if !other_ok && exists {
-            let mut names: Vec<String> = store
-                .world()
-                .read_dir(&group_dir)
-                .map_err(|err| failed("readdir", &err))?
-                .into_iter()
-                .map(|entry| entry.name.to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: {} holds {names:?}",
-                state.group
-            )));
-        }
-        if other_ok {
-            let dirs: Vec<&BackupDir> = snapshots.iter().map(|info| &info.dir).collect();
-            if dirs != [&state.other] || !snapshots.iter().all(|info| info.finished) {
-                return Err(ScenarioError::violation(format!(
-                    "the group should hold exactly {}, it holds {snapshots:?}",
-                    state.other
-                )));
-            }
-        }
-        outcomes.expect(
-            "failing",
-            &[
-                ABORTED,
-                Outcome::BUSY,
-                Outcome::label("no-owner"),
-                Outcome::label("not-newer"),
-                OWNED_BY_OTHER,
-            ],
-        )?;
-        outcomes.expect(
-            "other",
-            &[Outcome::OK, Outcome::BUSY, Outcome::label("no-owner")],
-        )?;
-        Ok(())
+        check_cleanup_group(&state.store, &state.group, &state.other, outcomes)
     }
+}
+
+/// The check of [`CleanupGroup`] (also run by its real-world twin) on `group` in `store`, where
+/// `other` is the second backup's snapshot: no orphan group directory.
+pub(crate) fn check_cleanup_group<W: World>(
+    store: &Datastore<W>,
+    group: &BackupGroup,
+    other: &BackupDir,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    let failed = |what: &str, err: &dyn std::fmt::Display| {
+        ScenarioError::violation(format!("{what}: {err}"))
+    };
+    let group_dir = store.group_path(group);
+    let exists = store
+        .world()
+        .try_metadata(&group_dir)
+        .map_err(|err| failed("stat", &err))?
+        .is_some();
+    let snapshots = store
+        .list_snapshots(group)
+        .map_err(|err| failed("list", &err))?;
+    let other_ok = outcomes.of("other") == Some(&Outcome::OK);
+    // No backup of the first owner ever succeeds, so only an orphan can be owned by it.
+    if outcomes.of("other") == Some(&OWNED_BY_OTHER) {
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: the second backup found {} owned by the first, which failed",
+            group
+        )));
+    }
+    if !other_ok && exists {
+        let mut names: Vec<String> = store
+            .world()
+            .read_dir(&group_dir)
+            .map_err(|err| failed("readdir", &err))?
+            .into_iter()
+            .map(|entry| entry.name.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: {} holds {names:?}",
+            group
+        )));
+    }
+    if other_ok {
+        let dirs: Vec<&BackupDir> = snapshots.iter().map(|info| &info.dir).collect();
+        if dirs != [other] || !snapshots.iter().all(|info| info.finished) {
+            return Err(ScenarioError::violation(format!(
+                "the group should hold exactly {}, it holds {snapshots:?}",
+                other
+            )));
+        }
+    }
+    outcomes.expect(
+        "failing",
+        &[
+            ABORTED,
+            Outcome::BUSY,
+            Outcome::label("no-owner"),
+            Outcome::label("not-newer"),
+            OWNED_BY_OTHER,
+        ],
+    )?;
+    outcomes.expect(
+        "other",
+        &[Outcome::OK, Outcome::BUSY, Outcome::label("no-owner")],
+    )?;
+    Ok(())
 }

@@ -78,7 +78,7 @@ pub struct BasePinningState<S: SyncFamily> {
 }
 
 /// The backup failed because its base's index vanished before it was read.
-const BASE_INDEX_VANISHED: Outcome = Outcome::label("base-index-vanished");
+pub(crate) const BASE_INDEX_VANISHED: Outcome = Outcome::label("base-index-vanished");
 
 fn backup<S: SyncFamily>(state: &BasePinningState<S>) -> Outcome {
     let chunks = ["C", "D", "E", "A", "B"].map(chunk).to_vec();
@@ -147,33 +147,50 @@ impl Scenario for BasePinning {
         state: &BasePinningState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        if let Some(missing) = missing_chunk(&state.store)? {
-            return Err(ScenarioError::violation(format!("{VIOLATION}: {missing}")));
-        }
-        // With the fix, a backup that meets the forget holding its base fails busy (or, if
-        // the forget came between the listing and the lock, base-vanished).
-        // Without it, the backup may also find its base's index gone: a failed backup, not the
-        // violation this scenario is after (that one is a finished backup with a lost chunk).
-        let mut allowed = vec![Outcome::OK, Outcome::BUSY, Outcome::label("base-vanished")];
-        if self.reverted {
-            allowed.push(BASE_INDEX_VANISHED);
-        }
-        outcomes.expect("backup", &allowed)?;
-        outcomes.expect("forget", &[Outcome::OK, Outcome::BUSY])?;
-        outcomes.expect("gc", &[Outcome::OK])?;
-        let finished = state
-            .store
-            .list_snapshots(&state.group)
-            .map_err(|err| ScenarioError::violation(format!("list: {err}")))?
-            .iter()
-            .any(|info| info.dir == state.next && info.finished);
-        if finished != (outcomes.of("backup") == Some(&Outcome::OK)) {
-            return Err(ScenarioError::violation(format!(
-                "the new snapshot is {}finished, but the backup ended {:?}",
-                if finished { "" } else { "not " },
-                outcomes.of("backup").map(Outcome::as_str)
-            )));
-        }
-        Ok(())
+        check_base_pinning(
+            &state.store,
+            &state.group,
+            &state.next,
+            self.reverted,
+            outcomes,
+        )
     }
+}
+
+/// The check of [`BasePinning`] (also run by its real-world twin) on `store`, where `next` of
+/// `group` is the backup's snapshot; `reverted`: B3's fix is out.
+pub(crate) fn check_base_pinning<W: World>(
+    store: &Datastore<W>,
+    group: &BackupGroup,
+    next: &BackupDir,
+    reverted: bool,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    if let Some(missing) = missing_chunk(store)? {
+        return Err(ScenarioError::violation(format!("{VIOLATION}: {missing}")));
+    }
+    // With the fix, a backup that meets the forget holding its base fails busy (or, if
+    // the forget came between the listing and the lock, base-vanished).
+    // Without it, the backup may also find its base's index gone: a failed backup, not the
+    // violation this scenario is after (that one is a finished backup with a lost chunk).
+    let mut allowed = vec![Outcome::OK, Outcome::BUSY, Outcome::label("base-vanished")];
+    if reverted {
+        allowed.push(BASE_INDEX_VANISHED);
+    }
+    outcomes.expect("backup", &allowed)?;
+    outcomes.expect("forget", &[Outcome::OK, Outcome::BUSY])?;
+    outcomes.expect("gc", &[Outcome::OK])?;
+    let finished = store
+        .list_snapshots(group)
+        .map_err(|err| ScenarioError::violation(format!("list: {err}")))?
+        .iter()
+        .any(|info| &info.dir == next && info.finished);
+    if finished != (outcomes.of("backup") == Some(&Outcome::OK)) {
+        return Err(ScenarioError::violation(format!(
+            "the new snapshot is {}finished, but the backup ended {:?}",
+            if finished { "" } else { "not " },
+            outcomes.of("backup").map(Outcome::as_str)
+        )));
+    }
+    Ok(())
 }

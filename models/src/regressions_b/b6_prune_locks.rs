@@ -34,8 +34,8 @@ pub const VIOLATION: &str = "prune destroyed a snapshot under its reader";
 /// What exploring the reverted variant must give.
 pub const EXPECT_REVERTED: Expect = Expect::Caught(VIOLATION);
 
-const REMOVED: Outcome = Outcome::label("removed");
-const IN_USE: Outcome = Outcome::label("in-use");
+pub(crate) const REMOVED: Outcome = Outcome::label("removed");
+pub(crate) const IN_USE: Outcome = Outcome::label("in-use");
 
 /// The scenario; `reverted` takes the fix of B6 out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -120,15 +120,21 @@ impl Scenario for PruneLocks {
         _state: &PruneLocksState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        if let Some(outcome) = outcomes.of("reader")
-            && outcome.as_str().starts_with("lost: ")
-        {
-            return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: reader ended `{outcome}`"
-            )));
-        }
-        outcomes.expect("reader", &[Outcome::OK, Outcome::BUSY, Outcome::NOT_FOUND])?;
-        outcomes.expect("prune", &[REMOVED, IN_USE])?;
-        Ok(())
+        check_prune_locks(outcomes)
     }
+}
+
+/// The check of [`PruneLocks`] (also run by its real-world twin): the reader never lost the
+/// snapshot under it, and both actors ended as allowed.
+pub(crate) fn check_prune_locks(outcomes: &Outcomes) -> Result<(), ScenarioError> {
+    if let Some(outcome) = outcomes.of("reader")
+        && outcome.as_str().starts_with("lost: ")
+    {
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: reader ended `{outcome}`"
+        )));
+    }
+    outcomes.expect("reader", &[Outcome::OK, Outcome::BUSY, Outcome::NOT_FOUND])?;
+    outcomes.expect("prune", &[REMOVED, IN_USE])?;
+    Ok(())
 }

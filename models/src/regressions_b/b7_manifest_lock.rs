@@ -38,7 +38,7 @@ pub const VIOLATION: &str = "a manifest update that succeeded was lost";
 /// What exploring the reverted variant must give.
 pub const EXPECT_REVERTED: Expect = Expect::Caught(VIOLATION);
 
-const NOTES: &str = "set while verify ran";
+pub(crate) const NOTES: &str = "set while verify ran";
 
 /// The scenario; `reverted` takes the fix of B7 out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,36 +110,45 @@ impl Scenario for ManifestLock {
         state: &ManifestLockState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        let manifest = state
-            .store
-            .load_manifest(&state.dir)
-            .map_err(|err| ScenarioError::violation(format!("final manifest unreadable: {err}")))?;
-        let notes = manifest.notes().ok().flatten();
-        if outcomes.of("notes") == Some(&Outcome::OK) && notes != Some(NOTES) {
-            return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: the notes are {notes:?}"
-            )));
-        }
-        let verified = manifest
-            .verify_state()
-            .ok()
-            .flatten()
-            .map(|state| state.state);
-        if outcomes.of("verify") == Some(&Outcome::OK) && verified != Some(VerifyState::Ok) {
-            return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: the verify state is {verified:?}"
-            )));
-        }
-        // A bounded wait for the manifest lock may give up (a shuttle coin): `busy` for the
-        // notes, a state not saved for verify.
-        outcomes.expect("notes", &[Outcome::OK, Outcome::BUSY])?;
-        let verify = outcomes.of("verify").map(Outcome::as_str).unwrap_or("");
-        let timed_out = verify.contains("verify state not saved") && verify.contains("timed out");
-        if verify != "ok" && !timed_out {
-            return Err(ScenarioError::violation(format!(
-                "verify ended `{verify}`, allowed: ok | state not saved (lock timed out)"
-            )));
-        }
-        Ok(())
+        check_manifest_lock(&state.store, &state.dir, outcomes)
     }
+}
+
+/// The check of [`ManifestLock`] (also run by its real-world twin) on the manifest of `dir` in
+/// `store`: an update that succeeded is kept.
+pub(crate) fn check_manifest_lock<W: World>(
+    store: &Datastore<W>,
+    dir: &BackupDir,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    let manifest = store
+        .load_manifest(dir)
+        .map_err(|err| ScenarioError::violation(format!("final manifest unreadable: {err}")))?;
+    let notes = manifest.notes().ok().flatten();
+    if outcomes.of("notes") == Some(&Outcome::OK) && notes != Some(NOTES) {
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: the notes are {notes:?}"
+        )));
+    }
+    let verified = manifest
+        .verify_state()
+        .ok()
+        .flatten()
+        .map(|state| state.state);
+    if outcomes.of("verify") == Some(&Outcome::OK) && verified != Some(VerifyState::Ok) {
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: the verify state is {verified:?}"
+        )));
+    }
+    // A bounded wait for the manifest lock may give up (a shuttle coin): `busy` for the
+    // notes, a state not saved for verify.
+    outcomes.expect("notes", &[Outcome::OK, Outcome::BUSY])?;
+    let verify = outcomes.of("verify").map(Outcome::as_str).unwrap_or("");
+    let timed_out = verify.contains("verify state not saved") && verify.contains("timed out");
+    if verify != "ok" && !timed_out {
+        return Err(ScenarioError::violation(format!(
+            "verify ended `{verify}`, allowed: ok | state not saved (lock timed out)"
+        )));
+    }
+    Ok(())
 }

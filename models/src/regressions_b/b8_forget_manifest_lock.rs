@@ -49,7 +49,7 @@ pub const EXPECT_REVERTED: Expect = Expect::CaughtBy {
     explorers: &[Explorer::Random, Explorer::Pct { depth: 3 }, Explorer::Urw],
 };
 
-const BLOB: &str = "conf.blob";
+pub(crate) const BLOB: &str = "conf.blob";
 
 /// The scenario; `reverted` takes the fix of B8 out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,40 +123,51 @@ impl Scenario for ForgetManifestLock {
         state: &ForgetManifestLockState<S>,
         outcomes: &Outcomes,
     ) -> Result<(), ScenarioError> {
-        let world = state.store.world();
-        let path = state.store.snapshot_path(&state.dir);
-        let exists = |path: &std::path::Path| {
-            world
-                .try_metadata(path)
-                .map(|metadata| metadata.is_some())
-                .map_err(|err| ScenarioError::violation(format!("stat: {err}")))
-        };
-        if exists(&path)? {
-            let whole = exists(&path.join(MANIFEST_BLOB_NAME))? && exists(&path.join(BLOB))?;
-            let forgotten = outcomes.of("forget") == Some(&Outcome::OK);
-            if !whole || forgotten {
-                let mut names: Vec<String> = world
-                    .read_dir(&path)
-                    .map_err(|err| ScenarioError::violation(format!("readdir: {err}")))?
-                    .into_iter()
-                    .map(|entry| entry.name.to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                return Err(ScenarioError::violation(format!(
-                    "{VIOLATION}: a half-removed {} holds {names:?}",
-                    state.dir
-                )));
-            }
-        }
-        if let Some(outcome) = outcomes.of("notes")
-            && outcome.as_str().starts_with("error: ")
-        {
+        check_forget_manifest_lock(&state.store, &state.dir, outcomes)
+    }
+}
+
+/// The check of [`ForgetManifestLock`] (also run by its real-world twin) on `dir` in `store`:
+/// the snapshot is gone or whole, a successful forget left nothing, and the update did not
+/// meet the removal half-way.
+pub(crate) fn check_forget_manifest_lock<W: World>(
+    store: &Datastore<W>,
+    dir: &BackupDir,
+    outcomes: &Outcomes,
+) -> Result<(), ScenarioError> {
+    let world = store.world();
+    let path = store.snapshot_path(dir);
+    let exists = |path: &std::path::Path| {
+        world
+            .try_metadata(path)
+            .map(|metadata| metadata.is_some())
+            .map_err(|err| ScenarioError::violation(format!("stat: {err}")))
+    };
+    if exists(&path)? {
+        let whole = exists(&path.join(MANIFEST_BLOB_NAME))? && exists(&path.join(BLOB))?;
+        let forgotten = outcomes.of("forget") == Some(&Outcome::OK);
+        if !whole || forgotten {
+            let mut names: Vec<String> = world
+                .read_dir(&path)
+                .map_err(|err| ScenarioError::violation(format!("readdir: {err}")))?
+                .into_iter()
+                .map(|entry| entry.name.to_string_lossy().into_owned())
+                .collect();
+            names.sort();
             return Err(ScenarioError::violation(format!(
-                "{VIOLATION}: the update met the removal half-way: {outcome}"
+                "{VIOLATION}: a half-removed {} holds {names:?}",
+                dir
             )));
         }
-        outcomes.expect("notes", &[Outcome::OK, Outcome::BUSY, Outcome::NOT_FOUND])?;
-        outcomes.expect("forget", &[Outcome::OK, Outcome::BUSY])?;
-        Ok(())
     }
+    if let Some(outcome) = outcomes.of("notes")
+        && outcome.as_str().starts_with("error: ")
+    {
+        return Err(ScenarioError::violation(format!(
+            "{VIOLATION}: the update met the removal half-way: {outcome}"
+        )));
+    }
+    outcomes.expect("notes", &[Outcome::OK, Outcome::BUSY, Outcome::NOT_FOUND])?;
+    outcomes.expect("forget", &[Outcome::OK, Outcome::BUSY])?;
+    Ok(())
 }

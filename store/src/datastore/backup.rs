@@ -48,18 +48,49 @@
 //!   is written at close, since its total size is only known then.
 //! * [`BackupSession::finish`]: all writers closed and at least one file written; the client's
 //!   manifest must name this snapshot and list exactly the files written (names, sizes,
-//!   checksums). It is stored as `index.json.blob` (from then on the snapshot lists as
-//!   finished) → the base must still exist ([`Error::BaseVanished`], race B3) → the base lock
-//!   and the process-locker guard are dropped → `update_manifest` records the
-//!   `chunk_upload_stats` → the chunk store's sync level is ensured (`syncfs` with
-//!   [`SyncLevel::Filesystem`]) → the snapshot and
-//!   group locks are released *before* success is reported, so a following backup of the same
-//!   group can start at once (B15).
+//!   checksums). Everything written is made durable (see "Durability" below) → the manifest
+//!   is stored as `index.json.blob` (from then on the snapshot lists as finished) → the base
+//!   must still exist ([`Error::BaseVanished`], race B3) → the base lock and the
+//!   process-locker guard are dropped → `update_manifest` records the `chunk_upload_stats` →
+//!   the snapshot and group locks are released *before* success is reported, so a following
+//!   backup of the same group can start at once (B15).
 //! * Any failure of `finish`, an explicit `abort`, or dropping an unfinished session removes
 //!   the snapshot directory (its manifest first, so a partial removal never leaves a snapshot
 //!   that looks finished) while the session still holds the snapshot and group locks; it also
 //!   removes the group if no snapshot is left in it. Ownership of the locks is never given up
 //!   and re-taken through a second handle (race B23).
+//!
+//! # Durability
+//!
+//! The manifest is the publication point: a snapshot is finished exactly when it exists. So
+//! at the durable sync levels every file it names is durable before it is published, and it is
+//! durable itself before `finish` reports success:
+//!
+//! | step | [`SyncLevel::File`] | [`SyncLevel::Filesystem`] |
+//! |---|---|---|
+//! | chunk insert | fsync temp file → rename → fsync prefix dir | rename only |
+//! | index close, blob | fsync temp file → rename → fsync snapshot dir | rename only |
+//! | owner file of a new group | fsync file → fsync group dir | the same |
+//! | before the manifest | fsync group dir, type dir, base dir | one `syncfs` |
+//! | manifest | fsync temp file → rename → fsync snapshot dir | the same |
+//! | `chunk_upload_stats` update | fsync temp file → rename → fsync snapshot dir | the same |
+//!
+//! With [`SyncLevel::None`] nothing is fsynced; a process crash (the kernel survives) loses
+//! nothing, a power loss may leave finished snapshots with damaged files.
+//!
+//! Every fsync error fails `finish` with the typed I/O error and is never retried: Linux
+//! reports a writeback error once and then forgets the lost data, so a second fsync that
+//! succeeds proves nothing. The failed session then removes its snapshot as any failed
+//! session does. A chunk whose fsync failed is never left in place ([`crate::chunk_store`]).
+//!
+//! Recovery after a crash: temporary files (`*.tmp_*`, `*.tmp_didx`, `*.tmp_fidx`) have no
+//! archive name, so listings, readers, verify and GC ignore them; GC removes stale temporary
+//! chunk files. A snapshot directory without a manifest lists as unfinished and is never used
+//! as a base or read; GC skips its indexes if a crash damaged them; its name stays taken (a
+//! backup of the same time fails with [`Error::SnapshotExists`]) until
+//! [`Datastore::forget_snapshot`] removes it. A group whose owner file a crash took away
+//! (its removal stopped half-way) takes backups again once [`Datastore::set_group_owner`]
+//! has run.
 //!
 //! # Owner and notes
 //!
@@ -124,6 +155,10 @@ pub struct BackupSession<W: World> {
     process_guard: Option<SharedProcessGuard<W>>,
     /// Finished successfully, or cleaned up: nothing left to do on drop.
     done: bool,
+    /// Planted bug `ManifestBeforeIndexSync`: index files closed without their fsync, synced
+    /// only after the manifest is published.
+    #[cfg(feature = "regressions")]
+    unsynced_indexes: Vec<PathBuf>,
 }
 
 /// Handle of an index being written in a [`BackupSession`]. Passed to
@@ -264,6 +299,8 @@ impl<W: World> Datastore<W> {
             snapshot_lock: Some(snapshot_lock),
             process_guard: None,
             done: false,
+            #[cfg(feature = "regressions")]
+            unsynced_indexes: Vec::new(),
         };
         // Race B19 reverted: only open index writers register (see `writer_guard`).
         if !crate::reverted!(
@@ -350,7 +387,8 @@ fn prepare_backup<W: World>(
         let write = || -> io::Result<()> {
             let file = store.world().open(&path, OpenOptions::create_new())?;
             file.write_at(0, format!("{owner}\n").as_bytes())?;
-            if sync_level(store) == SyncLevel::File {
+            // At both durable levels: a group that survives a crash has its owner.
+            if sync_level(store) != SyncLevel::None {
                 file.sync_all()?;
                 store.world().fsync_dir(&group_dir)?;
             }
@@ -675,7 +713,7 @@ impl<W: World> BackupSession<W> {
         self.writer_guard(true)?;
         self.claim_name(archive, ArchiveKind::DynamicIndex)?;
         let writer = DynamicIndexWriter::create(self.store.world().clone(), &self.path, archive)?
-            .with_sync_level(sync_level(&self.store));
+            .with_sync_level(self.index_sync_level());
         Ok(self.new_handle(archive, OpenIndex::Dynamic { writer, end: 0 }))
     }
 
@@ -761,7 +799,7 @@ impl<W: World> BackupSession<W> {
                 let world = self.store.world().clone();
                 let mut fixed =
                     FixedIndexWriter::create(world, &self.path, &writer.archive, size, chunk_size)?
-                        .with_sync_level(sync_level(&self.store));
+                        .with_sync_level(self.index_sync_level());
                 for (position, digest) in (0u64..).zip(digests) {
                     fixed.add_digest(position, digest)?;
                 }
@@ -771,6 +809,10 @@ impl<W: World> BackupSession<W> {
         };
         #[cfg(feature = "regressions")]
         self.writer_guard(false)?;
+        #[cfg(feature = "regressions")]
+        if self.index_sync_level() != sync_level(&self.store) {
+            self.unsynced_indexes.push(closed.path.clone());
+        }
         let info = FileInfo::for_index(&closed)?;
         self.written.insert(info.filename.clone(), info.clone());
         Ok(info)
@@ -830,10 +872,24 @@ impl<W: World> BackupSession<W> {
             return Err(self.protocol("no file was written"));
         }
         self.check_manifest(&manifest)?;
+        // Fix reverted (SyncfsAfterManifest): one syncfs after the manifest, stored unsynced.
+        let late_syncfs = sync_level(&self.store) == SyncLevel::Filesystem
+            && crate::reverted!(self.regressions(), SyncfsAfterManifest);
+        let manifest_level = if late_syncfs {
+            SyncLevel::None
+        } else {
+            sync_level(&self.store)
+        };
+        // Everything the manifest names is durable before the manifest is published.
+        if !late_syncfs {
+            self.sync_contents()?;
+        }
         {
             let _manifest_lock = self.store.lock_manifest(&self.dir)?;
-            manifest.store(self.store.world(), &self.path, sync_level(&self.store))?;
+            manifest.store(self.store.world(), &self.path, manifest_level)?;
         }
+        #[cfg(feature = "regressions")]
+        self.sync_indexes_late()?;
         if let Some(base) = &self.base
             && !crate::reverted!(self.regressions(), B3BaseNotPinned)
             && !self.store.snapshot_exists(base)?
@@ -849,8 +905,58 @@ impl<W: World> BackupSession<W> {
         let stored = self
             .store
             .update_manifest(&self.dir, |m| m.set_chunk_upload_stats(&stats))?;
-        self.store.chunk_store().ensure_sync_level()?;
+        if late_syncfs {
+            self.store.chunk_store().ensure_sync_level()?;
+        }
         Ok(stored)
+    }
+
+    /// Step 1 of the publication order (see the module documentation, "Durability"): at level
+    /// `file` the chunks, indexes, blobs and the owner file are durable already, and the
+    /// directories leading to the snapshot are fsynced (group, type, base), so the snapshot
+    /// directory's own entry survives a crash; at level `filesystem` one `syncfs` makes every
+    /// chunk, index, blob and directory written so far durable.
+    fn sync_contents(&self) -> Result<(), Error> {
+        match sync_level(&self.store) {
+            SyncLevel::None => Ok(()),
+            SyncLevel::File => {
+                let mut dir = self.path.parent();
+                while let Some(parent) = dir {
+                    self.store.sync_dir(parent)?;
+                    if parent == self.store.base() {
+                        break;
+                    }
+                    dir = parent.parent();
+                }
+                Ok(())
+            }
+            SyncLevel::Filesystem => Ok(self.store.chunk_store().ensure_sync_level()?),
+        }
+    }
+
+    /// The sync level of this session's index writers: the store's, except with the planted
+    /// bug `ManifestBeforeIndexSync` at level `file`, where indexes are closed unsynced.
+    fn index_sync_level(&self) -> SyncLevel {
+        let level = sync_level(&self.store);
+        if level == SyncLevel::File && crate::reverted!(self.regressions(), ManifestBeforeIndexSync)
+        {
+            return SyncLevel::None;
+        }
+        level
+    }
+
+    /// Planted bug `ManifestBeforeIndexSync`: the fsyncs the index writers skipped, run after
+    /// the manifest was published.
+    #[cfg(feature = "regressions")]
+    fn sync_indexes_late(&mut self) -> Result<(), Error> {
+        for path in std::mem::take(&mut self.unsynced_indexes) {
+            let world = self.store.world();
+            let file = world
+                .open(&path, OpenOptions::read_only())
+                .map_err(Error::io("open", &path))?;
+            file.sync_all().map_err(Error::io("fsync", &path))?;
+        }
+        Ok(())
     }
 
     /// The client's manifest must name this snapshot and list exactly the files written.

@@ -53,7 +53,10 @@
 //!   [`GcWarning::MissingChunk`]: its `.bad` copies are touched so that they stay while the
 //!   digest is referenced. **Any other error aborts the run before the sweep** (race B11): a
 //!   chunk GC could not mark must not be swept. An index that cannot be parsed aborts the run
-//!   for the same reason.
+//!   for the same reason, unless its snapshot has no manifest: live backups publish complete
+//!   indexes only, so a damaged index of an unfinished snapshot is a crash's leftover that no
+//!   finished snapshot depends on; it is skipped with a
+//!   [`GcWarning::DamagedIndexOfUnfinished`].
 //!
 //! # Why marking by atime is safe
 //!
@@ -116,7 +119,8 @@ use std::time::Duration;
 use crate::backup_info::{BackupDir, BackupGroup};
 use crate::chunk_store::{Chunk, SyncLevel};
 use crate::digest::Digest;
-use crate::index::{ArchiveKind, IndexFile};
+use crate::index::{ArchiveKind, IndexError, IndexFile};
+use crate::manifest::MANIFEST_BLOB_NAME;
 use crate::world::{FileKind, Metadata, OpenOptions, World, WorldFile};
 
 use super::{Datastore, Error};
@@ -256,6 +260,14 @@ pub enum GcWarning {
         /// The index file.
         path: PathBuf,
     },
+    /// An index file of an unfinished snapshot (no manifest) could not be parsed, as a crash
+    /// can leave it; it was skipped. Forget removes such a snapshot.
+    DamagedIndexOfUnfinished {
+        /// The index file.
+        path: PathBuf,
+        /// Why it does not parse.
+        error: String,
+    },
     /// The status file could not be written.
     StatusNotSaved {
         /// The status file.
@@ -287,6 +299,13 @@ impl fmt::Display for GcWarning {
                 write!(
                     f,
                     "marked index file outside the backup hierarchy: {}",
+                    path.display()
+                )
+            }
+            GcWarning::DamagedIndexOfUnfinished { path, error } => {
+                write!(
+                    f,
+                    "skipped the damaged index {} of an unfinished snapshot: {error}",
                     path.display()
                 )
             }
@@ -726,6 +745,24 @@ impl<W: World> Datastore<W> {
                         if pins_reuse {
                             return Ok(GroupPass::Changed);
                         }
+                    }
+                    Err(err)
+                        if !matches!(err, IndexError::Io { .. })
+                            && !crate::reverted!(
+                                self.config().chunk_store.regressions,
+                                GcAbortsOnDamagedUnfinishedIndex
+                            )
+                            && !info.finished
+                            && !self.exists(&snapshot_path.join(MANIFEST_BLOB_NAME))? =>
+                    {
+                        // A live backup publishes complete indexes only, so a damaged one in
+                        // a snapshot without a manifest is what a crash left behind: no
+                        // finished snapshot depends on it.
+                        mark.unprocessed.remove(&path);
+                        mark.warnings.push(GcWarning::DamagedIndexOfUnfinished {
+                            path: path.clone(),
+                            error: err.to_string(),
+                        });
                     }
                     Err(err) => return Err(err.into()),
                 }
