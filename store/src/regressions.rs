@@ -81,6 +81,15 @@ pub enum Bug {
     /// the newest finished snapshot vanished, and repeats a pass when a finished snapshot it
     /// did not list appeared meanwhile (its base may have been listed half-removed).
     GcRelistIgnoresUnfinished,
+    /// Not in the historical catalogue: found by the real-thread twin of B23. A `start_backup`
+    /// trusted the `mkdir` of the group directory it made before taking the group lock. When
+    /// it lost the lock, the start that had created the directory removed it again (empty,
+    /// without the lock); the holder, which had found the directory there, then failed with
+    /// "no owner" or could not create its owner file, although nothing was wrong with the
+    /// group. The fix decides under the lock, from what is there: an empty group without an
+    /// owner is claimed, and a directory that vanishes before the owner file is in is made
+    /// again.
+    StartTrustsMkdirBeforeLock,
     /// Not a historical race: a planted durability bug for the crash tests (`models::crash`).
     /// At sync level `file`, index files are closed without their fsync, and `finish` syncs
     /// them only after the manifest has been renamed into place and its directory fsynced. A

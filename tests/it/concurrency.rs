@@ -6,6 +6,7 @@
 //! out must be caught by every explorer within the stated budget (fixed plans).
 
 use models::explore::{Budget, Explorer, Plan};
+use models::scenarios::first_backup::{self, FirstBackup};
 use models::scenarios::gc_backup_prune::{self, GcBackupPrune};
 use models::scenarios::insert_sweep::{self, InsertSweep};
 use models::scenarios::lock_table::LockTable;
@@ -88,4 +89,24 @@ fn gc_relist_window_is_caught_by_pct_depth_3() {
     plan.seed = 1;
     plan.explore(&GcBackupPrune::relist_reverted())
         .assert_caught(gc_backup_prune::VIOLATION);
+}
+
+/// Two first backups of a new group: the lock holder decides from what is there under the lock
+/// ([`first_backup`]).
+#[test]
+fn first_backups_of_a_new_group_never_fail_spuriously() {
+    env_plan(Budget::executions(PASS_BUDGET))
+        .explore(&FirstBackup::default())
+        .assert_passed();
+}
+
+/// With the holder trusting its `mkdir` from before the lock (the old code, met by the
+/// real-thread twin of B23), it fails although nothing is wrong with the group. URW, which
+/// weighs the longer backup's many steps, misses it in this budget (as it misses B23).
+#[test]
+fn first_backup_trusting_its_early_mkdir_is_caught() {
+    let mut plan = catch_plan();
+    plan.explorers = first_backup::CATCHING_EXPLORERS.to_vec();
+    plan.explore(&FirstBackup::mkdir_trusted())
+        .assert_caught(first_backup::VIOLATION);
 }

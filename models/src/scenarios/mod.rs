@@ -26,6 +26,7 @@ use crate::explore::Explorer;
 use crate::scenario::{Scenario, ScenarioError};
 
 pub mod canary;
+pub mod first_backup;
 pub mod gc_backup_prune;
 pub mod insert_sweep;
 pub mod lock_table;
@@ -119,6 +120,14 @@ pub fn visit_all(visitor: &mut impl Visitor) {
     visitor.visit(
         &gc_backup_prune::GcBackupPrune::default(),
         gc_backup_prune::EXPECT,
+    );
+    visitor.visit(&first_backup::FirstBackup::default(), Expect::Pass);
+    visitor.visit(
+        &first_backup::FirstBackup::mkdir_trusted(),
+        Expect::CaughtBy {
+            message: first_backup::VIOLATION,
+            explorers: first_backup::CATCHING_EXPLORERS,
+        },
     );
     visitor.visit(
         &gc_backup_prune::GcBackupPrune::relist_reverted(),

@@ -12,10 +12,15 @@
 //!
 //! 1. `mkdir <type>/<id>`, remembering whether this call created the group.
 //! 2. **Group lock**, exclusive: one writer per group (invariant I5). If it is busy, a group
-//!    directory this call created is removed again. Under the lock the group directory is
-//!    checked again (a forget may have removed the empty group in between) and recreated if
-//!    needed.
-//! 3. A group this call created gets its `owner` file (`create_new`, one line). The recorded
+//!    directory this call created is removed again while it is empty (best effort, without
+//!    the lock). Under the lock the group directory is checked again (a forget or a start that
+//!    lost the lock may have removed the empty group in between) and made again if needed; a
+//!    group directory with neither an `owner` file nor a snapshot directory (whoever made it,
+//!    or emptied by a crash before its owner file was durable) is claimed as if this call had
+//!    created it. If the directory vanishes before the owner file is in, it is made again.
+//! 3. A group this call created or claimed gets its `owner` file (`create_new`, one line); if
+//!    the backup then fails before its snapshot exists, the group is removed again, under the
+//!    lock. The recorded
 //!    owner must equal the caller ([`Error::OwnerMismatch`]); a group without a recorded owner
 //!    takes no backups ([`Error::NoOwner`]).
 //! 4. **Base:** the newest *finished* snapshot (one with a manifest). The new time must be
@@ -114,7 +119,7 @@ use crate::index::{
 use crate::locks::SharedProcessGuard;
 use crate::manifest::{ChunkUploadStats, FileInfo, MANIFEST_BLOB_NAME, Manifest, VerifyState};
 use crate::sync::SyncFamily;
-use crate::world::{LockMode, OpenOptions, World, WorldFile};
+use crate::world::{FileKind, LockMode, OpenOptions, World, WorldFile};
 
 use super::{Datastore, Error, GroupLock, SnapshotLock};
 
@@ -252,6 +257,7 @@ impl<W: World> Datastore<W> {
             Err(err) => {
                 if created {
                     // Best effort: rmdir only removes it while nobody has put anything in it.
+                    // The lock holder may have seen it; it makes it again if needed.
                     let _ = self.world().remove_dir(&group_dir);
                 }
                 return Err(err);
@@ -378,23 +384,20 @@ fn prepare_backup<W: World>(
 ) -> Result<(Option<(BackupDir, Manifest)>, Option<SnapshotLock<W>>), Error> {
     let group = &group_lock.group;
     let group_dir = store.group_path(group);
-    if !*created && !store.exists(&group_dir)? {
-        // Removed as empty between our mkdir and our lock; it is ours to create now.
-        *created = create_dir_new(store, &group_dir)?;
-    }
-    if *created {
-        let path = group_dir.join(OWNER_FILE_NAME);
-        let write = || -> io::Result<()> {
-            let file = store.world().open(&path, OpenOptions::create_new())?;
-            file.write_at(0, format!("{owner}\n").as_bytes())?;
-            // At both durable levels: a group that survives a crash has its owner.
-            if sync_level(store) != SyncLevel::None {
-                file.sync_all()?;
-                store.world().fsync_dir(&group_dir)?;
-            }
-            Ok(())
-        };
-        write().map_err(Error::io("create owner", &path))?;
+    if crate::reverted!(
+        store.config().chunk_store.regressions,
+        StartTrustsMkdirBeforeLock
+    ) {
+        // The old rule: trust the `mkdir` made before the lock.
+        if !*created && !store.exists(&group_dir)? {
+            *created = create_dir_new(store, &group_dir)?;
+        }
+        if *created {
+            let path = group_dir.join(OWNER_FILE_NAME);
+            write_owner(store, &group_dir, owner).map_err(Error::io("create owner", &path))?;
+        }
+    } else {
+        *created = claim_group(store, &group_dir, owner)?;
     }
     match read_owner(store, group)? {
         None => return Err(Error::NoOwner(group.clone())),
@@ -458,6 +461,68 @@ fn create_snapshot_locked<W: World>(
         return Err(Error::SnapshotExists(dir.clone()));
     }
     Ok(lock)
+}
+
+/// Under the group lock: makes sure the group directory exists and, if it holds neither an
+/// owner file nor a snapshot, claims it by writing the owner file. Returns whether this call
+/// claimed the group (it then counts as created by this call and is removed again if the
+/// backup fails before its snapshot exists).
+///
+/// Whoever made the directory does not matter: a start that lost the group lock leaves its
+/// directory or removes it again while it is empty (without the lock), and a crash can empty a
+/// group before its owner file was durable. A removal can only hit the directory while it is
+/// empty, so when creating the owner file finds the directory gone, the directory is made
+/// again; once the owner file is in, no such removal succeeds.
+fn claim_group<W: World>(
+    store: &Datastore<W>,
+    group_dir: &Path,
+    owner: &str,
+) -> Result<bool, Error> {
+    /// Each competing start removes at most its own directory once, so a few rounds suffice.
+    const ROUNDS: usize = 8;
+    let path = group_dir.join(OWNER_FILE_NAME);
+    for _ in 0..ROUNDS {
+        if !store.exists(group_dir)? {
+            create_dir_new(store, group_dir)?;
+        }
+        if store.exists(&path)? || holds_snapshot(store, group_dir)? {
+            return Ok(false);
+        }
+        match write_owner(store, group_dir, owner) {
+            Ok(()) => return Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(Error::io("create owner", &path)(err)),
+        }
+    }
+    let vanished = io::Error::new(
+        io::ErrorKind::NotFound,
+        "the group directory kept vanishing",
+    );
+    Err(Error::io("create owner", &path)(vanished))
+}
+
+/// Creates a new group's owner file (`create_new`, one line), durable at both durable levels.
+fn write_owner<W: World>(store: &Datastore<W>, group_dir: &Path, owner: &str) -> io::Result<()> {
+    let file = store
+        .world()
+        .open(&group_dir.join(OWNER_FILE_NAME), OpenOptions::create_new())?;
+    file.write_at(0, format!("{owner}\n").as_bytes())?;
+    // At both durable levels: a group that survives a crash has its owner.
+    if sync_level(store) != SyncLevel::None {
+        file.sync_all()?;
+        store.world().fsync_dir(group_dir)?;
+    }
+    Ok(())
+}
+
+/// Does the group directory hold a snapshot directory (finished or not)?
+fn holds_snapshot<W: World>(store: &Datastore<W>, group_dir: &Path) -> Result<bool, Error> {
+    let entries = match store.world().read_dir(group_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io("readdir", group_dir)(err)),
+    };
+    Ok(entries.iter().any(|entry| entry.kind == FileKind::Dir))
 }
 
 /// `mkdir`: `Ok(true)` if this call created the directory, `Ok(false)` if it existed.
