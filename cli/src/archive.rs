@@ -21,7 +21,8 @@ pub fn chunk_directory(
     dir: &Path,
     mut each: impl FnMut(&[u8]) -> Result<(), CliError>,
 ) -> Result<u64, CliError> {
-    let io_err = |what: &str, err: io::Error| CliError::Failure(format!("{what} {}: {err}", dir.display()));
+    let io_err =
+        |what: &str, err: io::Error| CliError::Failure(format!("{what} {}: {err}", dir.display()));
     let (reader, writer) = io::pipe().map_err(|err| io_err("pipe for", err))?;
     let root = dir.to_owned();
     let producer = std::thread::spawn(move || -> io::Result<()> {
@@ -37,7 +38,10 @@ pub fn chunk_directory(
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(err) => {
-                result = Err(CliError::Failure(format!("reading {}: {err}", dir.display())));
+                result = Err(CliError::Failure(format!(
+                    "reading {}: {err}",
+                    dir.display()
+                )));
                 break;
             }
         };
@@ -67,7 +71,12 @@ pub struct ChunkStream<F> {
 impl<F: FnMut() -> io::Result<Option<Vec<u8>>>> ChunkStream<F> {
     /// A stream over the chunks `next` returns, until it returns `None`.
     pub fn new(next: F) -> ChunkStream<F> {
-        ChunkStream { next, buffer: Vec::new(), position: 0, done: false }
+        ChunkStream {
+            next,
+            buffer: Vec::new(),
+            position: 0,
+            done: false,
+        }
     }
 }
 

@@ -28,13 +28,28 @@ type Store = Datastore<RealWorld>;
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     let (value, text, code) = match &cli.command {
         Command::Init { fanout } => init(cli, *fanout)?,
-        Command::Backup { group, path, archive, time, owner, chunk_size } => {
-            backup(cli, group, path, archive.as_deref(), time.as_deref(), owner, *chunk_size)?
-        }
+        Command::Backup {
+            group,
+            path,
+            archive,
+            time,
+            owner,
+            chunk_size,
+        } => backup(
+            cli,
+            group,
+            path,
+            archive.as_deref(),
+            time.as_deref(),
+            owner,
+            *chunk_size,
+        )?,
         Command::List { group } => list(cli, group.as_deref())?,
-        Command::Restore { snapshot, target, archive } => {
-            restore(cli, snapshot, target, archive.as_deref())?
-        }
+        Command::Restore {
+            snapshot,
+            target,
+            archive,
+        } => restore(cli, snapshot, target, archive.as_deref())?,
         Command::Forget { snapshot } => forget(cli, snapshot)?,
         Command::Prune {
             group,
@@ -57,8 +72,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
             };
             prune(cli, group, keep, *utc_offset_minutes, *dry_run)?
         }
-        Command::Gc { cutoff_minutes, no_atime_check } => gc(cli, *cutoff_minutes, *no_atime_check)?,
-        Command::Verify { target, skip_verified } => verify(cli, target.as_deref(), *skip_verified)?,
+        Command::Gc {
+            cutoff_minutes,
+            no_atime_check,
+        } => gc(cli, *cutoff_minutes, *no_atime_check)?,
+        Command::Verify {
+            target,
+            skip_verified,
+        } => verify(cli, target.as_deref(), *skip_verified)?,
         Command::Protect { snapshot, off } => protect(cli, snapshot, !*off)?,
         Command::Notes { snapshot, text } => notes(cli, snapshot, text.as_deref())?,
     };
@@ -92,9 +113,9 @@ fn sync_level(cli: &Cli) -> SyncLevel {
 }
 
 fn store_path(cli: &Cli) -> Result<&Path, CliError> {
-    cli.store
-        .as_deref()
-        .ok_or_else(|| CliError::BadInput("no datastore given: use --store DIR or CHUNKSTORE".into()))
+    cli.store.as_deref().ok_or_else(|| {
+        CliError::BadInput("no datastore given: use --store DIR or CHUNKSTORE".into())
+    })
 }
 
 fn config(cli: &Cli, fanout: PrefixFanout) -> DatastoreConfig {
@@ -105,15 +126,23 @@ fn config(cli: &Cli, fanout: PrefixFanout) -> DatastoreConfig {
 fn open(cli: &Cli) -> Result<Store, CliError> {
     let path = store_path(cli)?;
     if !path.is_dir() {
-        return Err(CliError::BadInput(format!("no datastore at {}", path.display())));
+        return Err(CliError::BadInput(format!(
+            "no datastore at {}",
+            path.display()
+        )));
     }
     for digits in (1..=4).rev() {
-        let Some(fanout) = PrefixFanout::new(digits) else { continue };
+        let Some(fanout) = PrefixFanout::new(digits) else {
+            continue;
+        };
         if let Ok(store) = Datastore::open(RealWorld::new(), path, config(cli, fanout)) {
             return Ok(store);
         }
     }
-    Err(CliError::BadInput(format!("{} is not a datastore (no chunk store found)", path.display())))
+    Err(CliError::BadInput(format!(
+        "{} is not a datastore (no chunk store found)",
+        path.display()
+    )))
 }
 
 fn group_arg(text: &str) -> Result<BackupGroup, CliError> {
@@ -131,7 +160,11 @@ fn init(cli: &Cli, digits: u8) -> Result<Outcome, CliError> {
     let spinner = progress::spinner(!cli.quiet && !cli.json, "creating the chunk directories");
     Datastore::create(RealWorld::new(), path, config(cli, fanout))?;
     spinner.finish_and_clear();
-    let text = format!("created datastore {} ({} chunk directories)", path.display(), fanout.dir_count());
+    let text = format!(
+        "created datastore {} ({} chunk directories)",
+        path.display(),
+        fanout.dir_count()
+    );
     done(json!({ "store": path, "fanout": digits }), text)
 }
 
@@ -152,8 +185,9 @@ impl Upload {
         writer: &store::datastore::backup::WriterHandle,
         data: &[u8],
     ) -> Result<(), CliError> {
-        let chunk = Chunk::from_data(data)
-            .map_err(|problem| CliError::Failure(format!("chunk of {} bytes: {problem}", data.len())))?;
+        let chunk = Chunk::from_data(data).map_err(|problem| {
+            CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
+        })?;
         self.chunks += 1;
         if session.is_known(chunk.digest()) {
             self.reused += 1;
@@ -176,9 +210,19 @@ fn default_archive(path: &Path, is_dir: bool) -> String {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let stem = if stem.is_empty() { "image".to_owned() } else { stem };
+    let stem = if stem.is_empty() {
+        "image".to_owned()
+    } else {
+        stem
+    };
     format!("{stem}.fidx")
 }
 
@@ -196,16 +240,29 @@ fn backup(
         .map_err(|err| CliError::BadInput(format!("cannot back up {}: {err}", path.display())))?;
     let is_dir = metadata.is_dir();
     if !is_dir && !metadata.is_file() {
-        return Err(CliError::BadInput(format!("{} is neither a directory nor a file", path.display())));
+        return Err(CliError::BadInput(format!(
+            "{} is neither a directory nor a file",
+            path.display()
+        )));
     }
-    let archive = archive.map(str::to_owned).unwrap_or_else(|| default_archive(path, is_dir));
-    let wanted = if is_dir { ArchiveKind::DynamicIndex } else { ArchiveKind::FixedIndex };
+    let archive = archive
+        .map(str::to_owned)
+        .unwrap_or_else(|| default_archive(path, is_dir));
+    let wanted = if is_dir {
+        ArchiveKind::DynamicIndex
+    } else {
+        ArchiveKind::FixedIndex
+    };
     if ArchiveKind::from_name(&archive) != Some(wanted) {
         let extension = wanted.extension();
-        return Err(CliError::BadInput(format!("archive name {archive:?} must end in .{extension}")));
+        return Err(CliError::BadInput(format!(
+            "archive name {archive:?} must end in .{extension}"
+        )));
     }
     if !is_dir && (!chunk_size.is_power_of_two() || chunk_size < 4096) {
-        return Err(CliError::BadInput(format!("chunk size {chunk_size} is not a power of two >= 4096")));
+        return Err(CliError::BadInput(format!(
+            "chunk size {chunk_size} is not a power of two >= 4096"
+        )));
     }
     let store = open(cli)?;
     let time = match time {
@@ -251,7 +308,9 @@ fn backup(
     };
     let mut manifest = Manifest::new(&dir);
     let size = info.size;
-    manifest.add_file(info).map_err(|err| CliError::Failure(err.to_string()))?;
+    manifest
+        .add_file(info)
+        .map_err(|err| CliError::Failure(err.to_string()))?;
     session.finish(manifest)?;
     let seconds = started.elapsed().as_secs_f64();
     let value = json!({
@@ -303,11 +362,19 @@ fn list(cli: &Cli, group: Option<&str>) -> Result<Outcome, CliError> {
             let mut notes = None;
             if info.finished {
                 if let Ok(manifest) = store.load_manifest(&info.dir) {
-                    files = manifest.files.iter().map(|f| json!({"name": f.filename, "size": f.size})).collect();
+                    files = manifest
+                        .files
+                        .iter()
+                        .map(|f| json!({"name": f.filename, "size": f.size}))
+                        .collect();
                     notes = manifest.notes().ok().flatten().map(str::to_owned);
                 }
             }
-            let state = if info.finished { "finished" } else { "unfinished" };
+            let state = if info.finished {
+                "finished"
+            } else {
+                "unfinished"
+            };
             let protected = if info.protected { ", protected" } else { "" };
             text.push_str(&format!("{}  {state}{protected}\n", info.dir));
             rows.push(json!({
@@ -337,7 +404,12 @@ fn resolve_snapshot(store: &Store, text: &str) -> Result<BackupDir, CliError> {
         .ok_or_else(|| CliError::NotFound(format!("group {group} has no finished snapshot")))
 }
 
-fn restore(cli: &Cli, snapshot: &str, target: &Path, archive: Option<&str>) -> Result<Outcome, CliError> {
+fn restore(
+    cli: &Cli,
+    snapshot: &str,
+    target: &Path,
+    archive: Option<&str>,
+) -> Result<Outcome, CliError> {
     let store = open(cli)?;
     let dir = resolve_snapshot(&store, snapshot)?;
     let mut reader = store.open_reader(&dir)?;
@@ -369,7 +441,9 @@ fn restore(cli: &Cli, snapshot: &str, target: &Path, archive: Option<&str>) -> R
     let digests = index.digests().to_vec();
     let mut next = 0;
     let stream = ChunkStream::new(|| {
-        let Some(digest) = digests.get(next) else { return Ok(None) };
+        let Some(digest) = digests.get(next) else {
+            return Ok(None);
+        };
         next += 1;
         let data = reader.read_chunk(digest).map_err(io::Error::other)?;
         bar.inc(data.len() as u64);
@@ -381,7 +455,13 @@ fn restore(cli: &Cli, snapshot: &str, target: &Path, archive: Option<&str>) -> R
     }
     bar.finish_and_clear();
     let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target, "bytes": total });
-    done(value, format!("restored {archive} of {dir} ({total} bytes) to {}", target.display()))
+    done(
+        value,
+        format!(
+            "restored {archive} of {dir} ({total} bytes) to {}",
+            target.display()
+        ),
+    )
 }
 
 fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), CliError> {
@@ -389,7 +469,9 @@ fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), Cl
     let mut file = File::create(target).map_err(fail)?;
     let copied = io::copy(&mut stream, &mut file).map_err(fail)?;
     if copied != size {
-        return Err(CliError::Damaged(format!("image has {copied} bytes, its index says {size}")));
+        return Err(CliError::Damaged(format!(
+            "image has {copied} bytes, its index says {size}"
+        )));
     }
     file.flush().map_err(fail)?;
     file.sync_all().map_err(fail)
@@ -399,16 +481,29 @@ fn forget(cli: &Cli, snapshot: &str) -> Result<Outcome, CliError> {
     let dir = snapshot_arg(snapshot)?;
     let store = open(cli)?;
     store.forget_snapshot(&dir)?;
-    done(json!({ "removed": dir.to_string() }), format!("removed {dir}"))
+    done(
+        json!({ "removed": dir.to_string() }),
+        format!("removed {dir}"),
+    )
 }
 
-fn prune(cli: &Cli, group: &str, keep: KeepOptions, offset_minutes: i32, dry_run: bool) -> Result<Outcome, CliError> {
+fn prune(
+    cli: &Cli,
+    group: &str,
+    keep: KeepOptions,
+    offset_minutes: i32,
+    dry_run: bool,
+) -> Result<Outcome, CliError> {
     let group = group_arg(group)?;
     let store = open(cli)?;
-    let utc_offset_seconds = offset_minutes
-        .checked_mul(60)
-        .ok_or_else(|| CliError::BadInput(format!("UTC offset {offset_minutes} min is out of range")))?;
-    let options = PruneOptions { keep, utc_offset_seconds, dry_run };
+    let utc_offset_seconds = offset_minutes.checked_mul(60).ok_or_else(|| {
+        CliError::BadInput(format!("UTC offset {offset_minutes} min is out of range"))
+    })?;
+    let options = PruneOptions {
+        keep,
+        utc_offset_seconds,
+        dry_run,
+    };
     let report = store.prune_group(&group, &options)?;
     let mut text = String::new();
     if report.keeps_everything {
@@ -431,13 +526,20 @@ fn prune(cli: &Cli, group: &str, keep: KeepOptions, offset_minutes: i32, dry_run
     }
     let value = json!({ "group": group.to_string(), "dry-run": dry_run, "snapshots": rows, "warnings": warnings });
     // Prune goes on past a snapshot it could not remove; the exit code still says so.
-    let code = if warnings > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS };
+    let code = if warnings > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    };
     Ok((value, text, code))
 }
 
 fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Outcome, CliError> {
     let store = open(cli)?;
-    let mut options = GcOptions { atime_safety_check: !no_atime_check, ..GcOptions::default() };
+    let mut options = GcOptions {
+        atime_safety_check: !no_atime_check,
+        ..GcOptions::default()
+    };
     if let Some(minutes) = cutoff_minutes {
         options.cutoff = Duration::from_secs(minutes.saturating_mul(60));
     }
@@ -477,7 +579,10 @@ fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Ou
 
 fn verify(cli: &Cli, target: Option<&str>, skip_verified: bool) -> Result<Outcome, CliError> {
     let store = open(cli)?;
-    let options = VerifyOptions { ignore_verified: skip_verified, ..VerifyOptions::default() };
+    let options = VerifyOptions {
+        ignore_verified: skip_verified,
+        ..VerifyOptions::default()
+    };
     let mut job = VerifyJob::new();
     let spinner = progress::spinner(!cli.quiet && !cli.json, "verify");
     let reports: Vec<VerifyReport> = match target {
@@ -497,9 +602,15 @@ fn verify(cli: &Cli, target: Option<&str>, skip_verified: bool) -> Result<Outcom
     for report in &reports {
         let (state, problems): (String, Vec<String>) = match &report.result {
             Ok(VerifyOutcome::Verified { ok: true, .. }) => ("ok".into(), Vec::new()),
-            Ok(VerifyOutcome::Verified { ok: false, problems }) => {
+            Ok(VerifyOutcome::Verified {
+                ok: false,
+                problems,
+            }) => {
                 failed += 1;
-                ("failed".into(), problems.iter().map(ToString::to_string).collect())
+                (
+                    "failed".into(),
+                    problems.iter().map(ToString::to_string).collect(),
+                )
             }
             Ok(VerifyOutcome::Skipped(reason)) => (format!("skipped ({reason:?})"), Vec::new()),
             Err(err) => {
@@ -511,10 +622,17 @@ fn verify(cli: &Cli, target: Option<&str>, skip_verified: bool) -> Result<Outcom
         for problem in &problems {
             text.push_str(&format!("  {problem}\n"));
         }
-        rows.push(json!({ "snapshot": report.dir.to_string(), "state": state, "problems": problems }));
+        rows.push(
+            json!({ "snapshot": report.dir.to_string(), "state": state, "problems": problems }),
+        );
     }
-    let value = json!({ "snapshots": rows, "failed": failed, "chunks-hashed": job.chunks_hashed() });
-    let code = if failed > 0 { ExitCode::from(5) } else { ExitCode::SUCCESS };
+    let value =
+        json!({ "snapshots": rows, "failed": failed, "chunks-hashed": job.chunks_hashed() });
+    let code = if failed > 0 {
+        ExitCode::from(5)
+    } else {
+        ExitCode::SUCCESS
+    };
     Ok((value, text, code))
 }
 
@@ -523,7 +641,10 @@ fn protect(cli: &Cli, snapshot: &str, on: bool) -> Result<Outcome, CliError> {
     let store = open(cli)?;
     store.set_protection(&dir, on)?;
     let text = format!("{dir} is {}protected", if on { "" } else { "no longer " });
-    done(json!({ "snapshot": dir.to_string(), "protected": on }), text)
+    done(
+        json!({ "snapshot": dir.to_string(), "protected": on }),
+        text,
+    )
 }
 
 fn notes(cli: &Cli, snapshot: &str, new: Option<&str>) -> Result<Outcome, CliError> {
@@ -533,6 +654,13 @@ fn notes(cli: &Cli, snapshot: &str, new: Option<&str>) -> Result<Outcome, CliErr
         store.set_snapshot_notes(&dir, new)?;
     }
     let manifest = store.load_manifest(&dir)?;
-    let notes = manifest.notes().map_err(|err| CliError::Damaged(err.to_string()))?.unwrap_or("").to_owned();
-    done(json!({ "snapshot": dir.to_string(), "notes": notes }), notes)
+    let notes = manifest
+        .notes()
+        .map_err(|err| CliError::Damaged(err.to_string()))?
+        .unwrap_or("")
+        .to_owned();
+    done(
+        json!({ "snapshot": dir.to_string(), "notes": notes }),
+        notes,
+    )
 }

@@ -173,7 +173,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             if cli.json {
-                let value = serde_json::json!({ "error": err.to_string(), "exit-code": err.code() });
+                let value =
+                    serde_json::json!({ "error": err.to_string(), "exit-code": err.code() });
                 commands::print_out(&format!("{value:#}"));
             } else {
                 eprintln!("chunkstore: {err}");

@@ -116,9 +116,20 @@ pub(crate) enum Change {
     /// Entry `name` of directory `dir` removed.
     Unlink { dir: u64, name: OsString },
     /// Entry `from_name` of `from_dir` moved to `to_name` of `to_dir` (replacing what was there).
-    Rename { from_dir: u64, from_name: OsString, to_dir: u64, to_name: OsString, ino: u64 },
+    Rename {
+        from_dir: u64,
+        from_name: OsString,
+        to_dir: u64,
+        to_name: OsString,
+        ino: u64,
+    },
     /// `data` written at `offset` of file `ino`, at time `mtime`.
-    Write { ino: u64, offset: u64, data: Vec<u8>, mtime: i64 },
+    Write {
+        ino: u64,
+        offset: u64,
+        data: Vec<u8>,
+        mtime: i64,
+    },
     /// File `ino` truncated or zero-extended to `len`, at time `mtime`.
     SetLen { ino: u64, len: u64, mtime: i64 },
     /// The atime of `ino` set to `atime`.
@@ -140,7 +151,9 @@ impl Change {
     fn touches_dir(&self, dir: u64) -> bool {
         match self {
             Change::Link { dir: parent, .. } | Change::Unlink { dir: parent, .. } => *parent == dir,
-            Change::Rename { from_dir, to_dir, .. } => *from_dir == dir || *to_dir == dir,
+            Change::Rename {
+                from_dir, to_dir, ..
+            } => *from_dir == dir || *to_dir == dir,
             _ => false,
         }
     }
@@ -151,9 +164,13 @@ impl Change {
             Change::Link { dir, name, .. } | Change::Unlink { dir, name } => {
                 [Some((*dir, name)), None]
             }
-            Change::Rename { from_dir, from_name, to_dir, to_name, .. } => {
-                [Some((*from_dir, from_name)), Some((*to_dir, to_name))]
-            }
+            Change::Rename {
+                from_dir,
+                from_name,
+                to_dir,
+                to_name,
+                ..
+            } => [Some((*from_dir, from_name)), Some((*to_dir, to_name))],
             _ => [None, None],
         }
     }
@@ -247,12 +264,25 @@ impl Image {
             Change::Unlink { dir, name } => {
                 self.inode(*dir, births).entries.remove(name);
             }
-            Change::Rename { from_dir, from_name, to_dir, to_name, ino } => {
+            Change::Rename {
+                from_dir,
+                from_name,
+                to_dir,
+                to_name,
+                ino,
+            } => {
                 let source = self.inode(*from_dir, births).entries.remove(from_name);
                 let moved = source.unwrap_or(*ino);
-                self.inode(*to_dir, births).entries.insert(to_name.clone(), moved);
+                self.inode(*to_dir, births)
+                    .entries
+                    .insert(to_name.clone(), moved);
             }
-            Change::Write { ino, offset, data, mtime } => {
+            Change::Write {
+                ino,
+                offset,
+                data,
+                mtime,
+            } => {
                 let inode = self.inode(*ino, births);
                 let Ok(start) = usize::try_from(*offset) else {
                     return;
@@ -266,7 +296,9 @@ impl Image {
             }
             Change::SetLen { ino, len, mtime } => {
                 let inode = self.inode(*ino, births);
-                inode.data.resize(usize::try_from(*len).unwrap_or(usize::MAX), 0);
+                inode
+                    .data
+                    .resize(usize::try_from(*len).unwrap_or(usize::MAX), 0);
                 inode.mtime = *mtime;
             }
             Change::Atime { ino, atime } => self.inode(*ino, births).atime = *atime,
@@ -276,7 +308,12 @@ impl Image {
     /// [`Image::apply`], moving a write's bytes in when they replace the whole file.
     fn apply_owned(&mut self, change: Change, births: &Births) {
         match change {
-            Change::Write { ino, offset: 0, data, mtime } => {
+            Change::Write {
+                ino,
+                offset: 0,
+                data,
+                mtime,
+            } => {
                 let inode = self.inode(ino, births);
                 if inode.data.len() <= data.len() {
                     inode.data = data;
@@ -291,15 +328,24 @@ impl Image {
 
     /// Applies write `change` torn: `pick(sector index)` says what each covered sector holds.
     fn apply_torn(&mut self, change: &Change, births: &Births, pick: impl Fn(u64) -> Sector) {
-        let Change::Write { ino, offset, data, mtime } = change else {
+        let Change::Write {
+            ino,
+            offset,
+            data,
+            mtime,
+        } = change
+        else {
             return self.apply(change, births);
         };
-        let (Ok(start), Some(end)) =
-            (usize::try_from(*offset), offset.checked_add(data.len() as u64))
-        else {
+        let (Ok(start), Some(end)) = (
+            usize::try_from(*offset),
+            offset.checked_add(data.len() as u64),
+        ) else {
             return;
         };
-        let Ok(end) = usize::try_from(end) else { return };
+        let Ok(end) = usize::try_from(end) else {
+            return;
+        };
         let inode = self.inode(*ino, births);
         let mut changed = false;
         let mut sector = *offset / SECTOR;
@@ -333,7 +379,13 @@ impl Image {
 
 impl ImageInode {
     fn new(kind: FileKind, now: i64) -> Self {
-        ImageInode { kind, data: Vec::new(), atime: now, mtime: now, entries: BTreeMap::new() }
+        ImageInode {
+            kind,
+            data: Vec::new(),
+            atime: now,
+            mtime: now,
+            entries: BTreeMap::new(),
+        }
     }
 }
 
@@ -359,8 +411,11 @@ pub(crate) struct Durable {
 impl Durable {
     /// A record whose durable image is `image` with nothing pending.
     pub(crate) fn new(image: Image) -> Self {
-        let births =
-            image.inodes.iter().map(|(ino, inode)| (*ino, (inode.kind, inode.mtime))).collect();
+        let births = image
+            .inodes
+            .iter()
+            .map(|(ino, inode)| (*ino, (inode.kind, inode.mtime)))
+            .collect();
         Durable {
             frozen: false,
             image,
@@ -406,11 +461,18 @@ impl Durable {
                 }
             }
         }
-        let soft = change.target_dir().and_then(|dir| self.linked.get(&dir).copied());
+        let soft = change
+            .target_dir()
+            .and_then(|dir| self.linked.get(&dir).copied());
         if let Some(ino) = change.linked_ino() {
             self.linked.insert(ino, seq);
         }
-        self.pending.push(Pending { seq, change, hard, soft });
+        self.pending.push(Pending {
+            seq,
+            change,
+            hard,
+            soft,
+        });
     }
 
     /// Number of pending changes.
@@ -452,7 +514,11 @@ impl Durable {
         if self.frozen {
             return;
         }
-        let Some(last) = self.pending.iter().rposition(|pending| select(&pending.change)) else {
+        let Some(last) = self
+            .pending
+            .iter()
+            .rposition(|pending| select(&pending.change))
+        else {
             return;
         };
         // Dependencies come earlier in the log: one backward pass closes the choice.
@@ -481,11 +547,18 @@ impl Durable {
     /// Which pending changes (by position) a crash with `keep` keeps, closed under dependencies.
     pub(crate) fn kept(&self, keep: &CrashKeep) -> Vec<bool> {
         let count = self.pending.len();
-        let position: BTreeMap<u64, usize> =
-            self.pending.iter().enumerate().map(|(index, pending)| (pending.seq, index)).collect();
+        let position: BTreeMap<u64, usize> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(index, pending)| (pending.seq, index))
+            .collect();
         let deps = |index: usize| {
             let pending = &self.pending[index];
-            pending.deps().filter_map(|seq| position.get(seq).copied()).collect::<Vec<usize>>()
+            pending
+                .deps()
+                .filter_map(|seq| position.get(seq).copied())
+                .collect::<Vec<usize>>()
         };
         match keep {
             CrashKeep::DurableOnly => vec![false; count],
@@ -523,12 +596,21 @@ impl Durable {
     /// change in log order, "drop" before "keep").
     pub(crate) fn crash_states(&self, limit: usize) -> Vec<CrashKeep> {
         let count = self.pending.len();
-        let position: BTreeMap<u64, usize> =
-            self.pending.iter().enumerate().map(|(index, pending)| (pending.seq, index)).collect();
+        let position: BTreeMap<u64, usize> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(index, pending)| (pending.seq, index))
+            .collect();
         let deps: Vec<Vec<usize>> = self
             .pending
             .iter()
-            .map(|pending| pending.deps().filter_map(|seq| position.get(seq).copied()).collect())
+            .map(|pending| {
+                pending
+                    .deps()
+                    .filter_map(|seq| position.get(seq).copied())
+                    .collect()
+            })
             .collect();
         let mut states = Vec::new();
         if limit == 0 {

@@ -56,7 +56,9 @@ impl SyncFamily for ShuttleSync {
     }
 
     fn lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Self::Guard<'a, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn try_lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Option<Self::Guard<'a, T>> {
@@ -75,7 +77,9 @@ impl SyncFamily for ShuttleSync {
         condvar: &Self::Condvar,
         guard: Self::Guard<'a, T>,
     ) -> Self::Guard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+        condvar
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The time-out is a scheduler-controlled coin flip taken before waiting: either the wait
@@ -140,7 +144,9 @@ impl SyncFamily for LoomSync {
     }
 
     fn lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Self::Guard<'a, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn try_lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Option<Self::Guard<'a, T>> {
@@ -159,7 +165,9 @@ impl SyncFamily for LoomSync {
         condvar: &Self::Condvar,
         guard: Self::Guard<'a, T>,
     ) -> Self::Guard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+        condvar
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A plain wait: loom does not model time, so this never times out.

@@ -56,7 +56,14 @@ impl<S: SyncFamily> SimFile<S> {
         options: OpenOptions,
         path: Option<PathBuf>,
     ) -> Self {
-        SimFile { world, inode, ofd, read: options.read, write: options.write, path }
+        SimFile {
+            world,
+            inode,
+            ofd,
+            read: options.read,
+            write: options.write,
+            path,
+        }
     }
 
     /// Runs a handle operation through the disk's gate (see [`SimWorld::gated`]).
@@ -154,21 +161,34 @@ impl<S: SyncFamily> WorldFile for SimFile<S> {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.gated(OpKind::SetLen, || format!("to {len}"), || self.set_len_inner(len))
+        self.gated(
+            OpKind::SetLen,
+            || format!("to {len}"),
+            || self.set_len_inner(len),
+        )
     }
 
     fn sync_all(&self) -> io::Result<()> {
         let path = self.path.as_deref().unwrap_or(Path::new(""));
         // A failed fsync loses the unsynced writes for good (Linux marks the pages clean).
         let lose_writes = || self.world.disk.durable().drop_data(self.inode.ino);
-        self.world.gated_or(OpKind::SyncAll, false, path, String::new, lose_writes, || {
-            self.sync_all_inner()
-        })
+        self.world.gated_or(
+            OpKind::SyncAll,
+            false,
+            path,
+            String::new,
+            lose_writes,
+            || self.sync_all_inner(),
+        )
     }
 
     fn metadata(&self) -> io::Result<Metadata> {
         self.gated(OpKind::Metadata, String::new, || {
-            Ok(self.inode.state.lock().metadata(self.inode.ino, self.inode.kind))
+            Ok(self
+                .inode
+                .state
+                .lock()
+                .metadata(self.inode.ino, self.inode.kind))
         })
     }
 
@@ -233,27 +253,42 @@ impl<S: SyncFamily> SimFile<S> {
         }
         bytes[start..end].copy_from_slice(data);
         state.mtime = now;
-        let change = Change::Write { ino: self.inode.ino, offset, data: data.to_vec(), mtime: now };
+        let change = Change::Write {
+            ino: self.inode.ino,
+            offset,
+            data: data.to_vec(),
+            mtime: now,
+        };
         self.world.disk.durable().log(change);
         Ok(())
     }
 
     fn set_len_inner(&self, len: u64) -> io::Result<()> {
         if !self.write {
-            return Err(file_error(ErrorKind::InvalidInput, "set_len: not open for writing"));
+            return Err(file_error(
+                ErrorKind::InvalidInput,
+                "set_len: not open for writing",
+            ));
         }
         let len = index(len)?;
         let now = self.world.disk.now();
         let mut state = self.inode.state.lock();
         self.data_mut(&mut state)?.resize(len, 0);
         state.mtime = now;
-        let change = Change::SetLen { ino: self.inode.ino, len: len as u64, mtime: now };
+        let change = Change::SetLen {
+            ino: self.inode.ino,
+            len: len as u64,
+            mtime: now,
+        };
         self.world.disk.durable().log(change);
         Ok(())
     }
 
     fn sync_all_inner(&self) -> io::Result<()> {
-        self.world.disk.durable().sync_inode(self.inode.ino, self.inode.is_dir());
+        self.world
+            .disk
+            .durable()
+            .sync_inode(self.inode.ino, self.inode.is_dir());
         self.world.disk.stats.lock().sync_all += 1;
         Ok(())
     }

@@ -144,17 +144,30 @@ pub struct Fault {
 impl Fault {
     /// A transient EIO (`ErrorKind::Other`) of the `nth` operation matching `ops`.
     pub fn eio(nth: u64, ops: OpFilter) -> Self {
-        Fault { nth, ops, kind: io::ErrorKind::Other, persistent: false }
+        Fault {
+            nth,
+            ops,
+            kind: io::ErrorKind::Other,
+            persistent: false,
+        }
     }
 
     /// A transient ENOSPC (`ErrorKind::StorageFull`) of the `nth` operation matching `ops`.
     pub fn enospc(nth: u64, ops: OpFilter) -> Self {
-        Fault { nth, ops, kind: io::ErrorKind::StorageFull, persistent: false }
+        Fault {
+            nth,
+            ops,
+            kind: io::ErrorKind::StorageFull,
+            persistent: false,
+        }
     }
 
     /// The same rule, made persistent.
     pub fn persistent(self) -> Self {
-        Fault { persistent: true, ..self }
+        Fault {
+            persistent: true,
+            ..self
+        }
     }
 
     /// The error an operation failed by this rule returns.
@@ -317,7 +330,9 @@ impl Gate {
             }
         }
         // Spent transient rules go.
-        rules.faults.retain(|armed| armed.fault.persistent || armed.seen < armed.fault.nth);
+        rules
+            .faults
+            .retain(|armed| armed.fault.persistent || armed.seen < armed.fault.nth);
         self.update_armed(&rules);
         match failure {
             Some(fault) => Err(Refusal::Fault(fault.error())),
@@ -416,12 +431,14 @@ mod tests {
     fn transient_and_persistent_rules() {
         let gate = Gate::default();
         gate.inject(Fault::eio(2, OpFilter::Write));
-        let results: Vec<bool> =
-            (0..4).map(|_| gate.pass(OpKind::Write, false, || {}).is_ok()).collect();
+        let results: Vec<bool> = (0..4)
+            .map(|_| gate.pass(OpKind::Write, false, || {}).is_ok())
+            .collect();
         assert_eq!(results, [true, false, true, true]);
         gate.inject(Fault::enospc(2, OpFilter::Write).persistent());
-        let results: Vec<bool> =
-            (0..4).map(|_| gate.pass(OpKind::Write, false, || {}).is_ok()).collect();
+        let results: Vec<bool> = (0..4)
+            .map(|_| gate.pass(OpKind::Write, false, || {}).is_ok())
+            .collect();
         assert_eq!(results, [true, false, false, false]);
         gate.clear_faults();
         assert!(gate.pass(OpKind::Write, false, || {}).is_ok());
@@ -435,8 +452,14 @@ mod tests {
         let mut froze = 0;
         assert!(gate.pass(OpKind::SyncAll, false, || froze += 1).is_ok());
         assert!(gate.pass(OpKind::Write, false, || froze += 1).is_ok());
-        assert!(matches!(gate.pass(OpKind::Rename, false, || froze += 1), Err(Refusal::Crash)));
-        assert!(matches!(gate.pass(OpKind::Read, false, || froze += 1), Err(Refusal::Crash)));
+        assert!(matches!(
+            gate.pass(OpKind::Rename, false, || froze += 1),
+            Err(Refusal::Crash)
+        ));
+        assert!(matches!(
+            gate.pass(OpKind::Read, false, || froze += 1),
+            Err(Refusal::Crash)
+        ));
         assert_eq!(froze, 1);
         assert!(gate.crashed());
         assert_eq!(gate.persistence_points(), 2);

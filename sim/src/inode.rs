@@ -110,7 +110,12 @@ impl<S: SyncFamily> Inode<S> {
             record_locks: BTreeMap::new(),
             touch_fault: None,
         };
-        Arc::new(Inode { ino, kind, state: Mutex::new(state), flock_released: Condvar::new() })
+        Arc::new(Inode {
+            ino,
+            kind,
+            state: Mutex::new(state),
+            flock_released: Condvar::new(),
+        })
     }
 
     /// An inode restored from a crash image, with its content and times.
@@ -131,7 +136,12 @@ impl<S: SyncFamily> Inode<S> {
             record_locks: BTreeMap::new(),
             touch_fault: None,
         };
-        Arc::new(Inode { ino, kind, state: Mutex::new(state), flock_released: Condvar::new() })
+        Arc::new(Inode {
+            ino,
+            kind,
+            state: Mutex::new(state),
+            flock_released: Condvar::new(),
+        })
     }
 
     /// Is this a directory? (No lock needed: the kind never changes.)
@@ -147,7 +157,13 @@ impl<S: SyncFamily> InodeState<S> {
             Content::File(data) => data.len() as u64,
             Content::Dir(_) => 0,
         };
-        Metadata { kind, len, atime: self.atime, mtime: self.mtime, ino }
+        Metadata {
+            kind,
+            len,
+            atime: self.atime,
+            mtime: self.mtime,
+            ino,
+        }
     }
 
     /// The entries of a directory, `None` for a file.

@@ -131,12 +131,19 @@ impl<S: SyncFamily> Disk<S> {
     fn log_link(&self, dir: &Inode<S>, name: &OsStr, inode: &Inode<S>, now: i64) {
         let mut durable = self.durable();
         durable.born(inode.ino, inode.kind, now);
-        durable.log(Change::Link { dir: dir.ino, name: name.to_os_string(), ino: inode.ino });
+        durable.log(Change::Link {
+            dir: dir.ino,
+            name: name.to_os_string(),
+            ino: inode.ino,
+        });
     }
 
     /// Logs the removal of entry `name` of `dir` (parent lock held).
     fn log_unlink(&self, dir: &Inode<S>, name: &OsStr) {
-        self.durable().log(Change::Unlink { dir: dir.ino, name: name.to_os_string() });
+        self.durable().log(Change::Unlink {
+            dir: dir.ino,
+            name: name.to_os_string(),
+        });
     }
 
     /// `mkdir`.
@@ -173,8 +180,9 @@ impl<S: SyncFamily> Disk<S> {
         let Some((_, dirs)) = names.split_last() else {
             return Ok(());
         };
-        let prefix: PathBuf =
-            std::iter::once(OsStr::new("/")).chain(names.iter().copied()).collect();
+        let prefix: PathBuf = std::iter::once(OsStr::new("/"))
+            .chain(names.iter().copied())
+            .collect();
         match self.create_dir(&prefix) {
             Ok(()) => return Ok(()),
             Err(err) if err.kind() == ErrorKind::NotFound => {}
@@ -199,7 +207,11 @@ impl<S: SyncFamily> Disk<S> {
     pub(crate) fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let names = components(path)?;
         let Some((name, dirs)) = names.split_last() else {
-            return Err(error(ErrorKind::ResourceBusy, "cannot remove the root", path));
+            return Err(error(
+                ErrorKind::ResourceBusy,
+                "cannot remove the root",
+                path,
+            ));
         };
         let parent = self.walk_dir(dirs, path)?;
         let mut parent_state = parent.state.lock();
@@ -244,13 +256,22 @@ impl<S: SyncFamily> Disk<S> {
         let (Some((from_name, from_dirs)), Some((to_name, to_dirs))) =
             (from_names.split_last(), to_names.split_last())
         else {
-            return Err(error(ErrorKind::ResourceBusy, "cannot rename the root", from));
+            return Err(error(
+                ErrorKind::ResourceBusy,
+                "cannot rename the root",
+                from,
+            ));
         };
         if from_names == to_names {
             // Renaming an existing object onto itself does nothing.
             return self.with_object(from, |_, _| Ok(()));
         }
-        let names = RenameNames { from_name, to_name, from, to };
+        let names = RenameNames {
+            from_name,
+            to_name,
+            from,
+            to,
+        };
         let source_dir = self.walk_dir(from_dirs, from)?;
         let target_dir = self.walk_dir(to_dirs, to)?;
         if Arc::ptr_eq(&source_dir, &target_dir) {
@@ -292,7 +313,13 @@ impl<S: SyncFamily> Disk<S> {
                 .iter()
                 .map(|(name, child)| {
                     let key = listing_key(self.seed, inode.ino, name);
-                    (key, DirEntry { name: name.clone(), kind: child.kind })
+                    (
+                        key,
+                        DirEntry {
+                            name: name.clone(),
+                            kind: child.kind,
+                        },
+                    )
                 })
                 .collect();
             listing.sort();
@@ -308,7 +335,11 @@ impl<S: SyncFamily> Disk<S> {
     ) -> io::Result<(Arc<Inode<S>>, OfdId)> {
         check_options(options, path)?;
         let creating = options.create || options.create_new;
-        let now = if creating || options.truncate { self.now() } else { 0 };
+        let now = if creating || options.truncate {
+            self.now()
+        } else {
+            0
+        };
         let names = components(path)?;
         let Some((name, dirs)) = names.split_last() else {
             let mut state = self.root.state.lock();
@@ -336,7 +367,11 @@ impl<S: SyncFamily> Disk<S> {
         drop(parent_state);
         if options.truncate && !created && inode.kind == FileKind::File {
             truncate(&mut state, now);
-            self.durable().log(Change::SetLen { ino: inode.ino, len: 0, mtime: now });
+            self.durable().log(Change::SetLen {
+                ino: inode.ino,
+                len: 0,
+                mtime: now,
+            });
         }
         let ofd = state.allocate_ofd();
         drop(state);
@@ -380,7 +415,11 @@ fn truncate<S: SyncFamily>(state: &mut InodeState<S>, now: i64) {
 fn mark_removed<S: SyncFamily>(dir: &Inode<S>, path: &Path) -> io::Result<()> {
     let mut state = dir.state.lock();
     if state.entries().is_some_and(|entries| !entries.is_empty()) {
-        return Err(error(ErrorKind::DirectoryNotEmpty, "directory not empty", path));
+        return Err(error(
+            ErrorKind::DirectoryNotEmpty,
+            "directory not empty",
+            path,
+        ));
     }
     state.removed = true;
     Ok(())
@@ -418,7 +457,10 @@ impl<S: SyncFamily> Disk<S> {
         names: &RenameNames<'_>,
     ) -> io::Result<()> {
         let entries = dir.entries_mut().ok_or_else(|| not_found(names.from))?;
-        let source = entries.get(names.from_name).cloned().ok_or_else(|| not_found(names.from))?;
+        let source = entries
+            .get(names.from_name)
+            .cloned()
+            .ok_or_else(|| not_found(names.from))?;
         if let Some(target) = entries.get(names.to_name) {
             check_replace(&source, target, names.to)?;
         }
@@ -471,10 +513,16 @@ impl<S: SyncFamily> Disk<S> {
                 names.to,
             ));
         }
-        let target_entries = target_state.entries_mut().ok_or_else(|| not_found(names.to))?;
+        let target_entries = target_state
+            .entries_mut()
+            .ok_or_else(|| not_found(names.to))?;
         if let Some(target) = target_entries.get(names.to_name) {
             if in_chain(source_chain, target) {
-                return Err(error(ErrorKind::DirectoryNotEmpty, "directory not empty", names.to));
+                return Err(error(
+                    ErrorKind::DirectoryNotEmpty,
+                    "directory not empty",
+                    names.to,
+                ));
             }
             check_replace(&source, target, names.to)?;
         }

@@ -24,7 +24,11 @@ pub(crate) fn components(path: &Path) -> io::Result<Vec<&OsStr>> {
             Component::Normal(name) => names.push(name),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(error(ErrorKind::InvalidInput, "`..` is not supported", path));
+                return Err(error(
+                    ErrorKind::InvalidInput,
+                    "`..` is not supported",
+                    path,
+                ));
             }
         }
     }

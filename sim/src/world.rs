@@ -123,7 +123,9 @@ impl<S: SyncFamily> Disk<S> {
 
     /// The durable record (a leaf lock: nothing else is locked while it is held).
     pub(crate) fn durable(&self) -> std::sync::MutexGuard<'_, Durable> {
-        self.durable.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.durable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A fresh inode number.
@@ -158,7 +160,10 @@ impl<S: SyncFamily> Process<S> {
 
     /// Notes that this process took a lock on `inode`.
     pub(crate) fn register_lock(&self, inode: &Arc<Inode<S>>) {
-        self.locked.lock().entry(inode.ino).or_insert_with(|| Arc::clone(inode));
+        self.locked
+            .lock()
+            .entry(inode.ino)
+            .or_insert_with(|| Arc::clone(inode));
     }
 }
 
@@ -175,7 +180,10 @@ pub struct SimWorld<S: SyncFamily> {
 
 impl<S: SyncFamily> Clone for SimWorld<S> {
     fn clone(&self) -> Self {
-        SimWorld { disk: Arc::clone(&self.disk), process: Arc::clone(&self.process) }
+        SimWorld {
+            disk: Arc::clone(&self.disk),
+            process: Arc::clone(&self.process),
+        }
     }
 }
 
@@ -184,7 +192,11 @@ impl<S: SyncFamily> SimWorld<S> {
     /// `seed` picks the order of `read_dir` listings.
     pub fn new(seed: u64) -> Self {
         let root = Inode::new(1, FileKind::Dir, START_TIME);
-        let ids = Ids { next_ino: 2, next_pid: 2, next_unique: 0 };
+        let ids = Ids {
+            next_ino: 2,
+            next_pid: 2,
+            next_unique: 0,
+        };
         Self::from_parts(seed, root, START_TIME, ids, Image::with_root(START_TIME))
     }
 
@@ -201,7 +213,10 @@ impl<S: SyncFamily> SimWorld<S> {
             gate: Gate::default(),
             durable: std::sync::Mutex::new(Durable::new(image)),
         };
-        SimWorld { disk: Arc::new(disk), process: Process::new(1) }
+        SimWorld {
+            disk: Arc::new(disk),
+            process: Process::new(1),
+        }
     }
 
     /// Changes not yet durable: writes, truncations and atime updates not followed by a
@@ -223,7 +238,11 @@ impl<S: SyncFamily> SimWorld<S> {
         let time = self.disk.now();
         let ids = {
             let ids = self.disk.ids.lock();
-            Ids { next_ino: ids.next_ino, next_pid: 2, next_unique: ids.next_unique }
+            Ids {
+                next_ino: ids.next_ino,
+                next_pid: 2,
+                next_unique: ids.next_unique,
+            }
         };
         let mut built = BTreeMap::new();
         let root = build_inode(&image, 1, &mut built);
@@ -246,7 +265,10 @@ impl<S: SyncFamily> SimWorld<S> {
             ids.next_pid += 1;
             pid
         };
-        SimWorld { disk: Arc::clone(&self.disk), process: Process::new(pid) }
+        SimWorld {
+            disk: Arc::clone(&self.disk),
+            process: Process::new(pid),
+        }
     }
 
     /// This process's id (the first process is 1).
@@ -397,7 +419,10 @@ impl<S: SyncFamily> SimWorld<S> {
         times: Option<u32>,
     ) -> io::Result<()> {
         self.disk.with_object(path, |_, state| {
-            state.touch_fault = Some(TouchFault { kind, remaining: times });
+            state.touch_fault = Some(TouchFault {
+                kind,
+                remaining: times,
+            });
             Ok(())
         })
     }
@@ -424,7 +449,10 @@ impl<S: SyncFamily> SimWorld<S> {
                 return Err(io::Error::new(kind, "touch: injected fault"));
             }
             state.atime = now;
-            self.disk.durable().log(Change::Atime { ino: inode.ino, atime: now });
+            self.disk.durable().log(Change::Atime {
+                ino: inode.ino,
+                atime: now,
+            });
             Ok(())
         })
     }
@@ -468,34 +496,48 @@ impl<S: SyncFamily> World for SimWorld<S> {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::CreateDir, false, path, String::new, || self.disk.create_dir(path))
+        self.gated(OpKind::CreateDir, false, path, String::new, || {
+            self.disk.create_dir(path)
+        })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let detail = || "all".to_owned();
-        self.gated(OpKind::CreateDir, false, path, detail, || self.disk.create_dir_all(path))
+        self.gated(OpKind::CreateDir, false, path, detail, || {
+            self.disk.create_dir_all(path)
+        })
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::RemoveDir, false, path, String::new, || self.disk.remove_dir(path))
+        self.gated(OpKind::RemoveDir, false, path, String::new, || {
+            self.disk.remove_dir(path)
+        })
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::RemoveFile, false, path, String::new, || self.disk.remove_file(path))
+        self.gated(OpKind::RemoveFile, false, path, String::new, || {
+            self.disk.remove_file(path)
+        })
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let detail = || format!("-> {}", to.display());
-        self.gated(OpKind::Rename, false, from, detail, || self.disk.rename(from, to))
+        self.gated(OpKind::Rename, false, from, detail, || {
+            self.disk.rename(from, to)
+        })
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.gated(OpKind::ReadDir, false, path, String::new, || self.disk.read_dir(path))
+        self.gated(OpKind::ReadDir, false, path, String::new, || {
+            self.disk.read_dir(path)
+        })
     }
 
     fn metadata(&self, path: &Path) -> io::Result<Metadata> {
         self.gated(OpKind::Metadata, false, path, String::new, || {
-            self.disk.with_object(path, |inode, state| Ok(state.metadata(inode.ino, inode.kind)))
+            self.disk.with_object(path, |inode, state| {
+                Ok(state.metadata(inode.ino, inode.kind))
+            })
         })
     }
 
@@ -557,7 +599,11 @@ fn open_detail(options: OpenOptions) -> String {
         (options.create_new, "create_new"),
         (options.truncate, "truncate"),
     ];
-    let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+    let set: Vec<&str> = flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
     set.join(", ")
 }
 
@@ -580,7 +626,10 @@ fn build_inode<S: SyncFamily>(
             built.insert(ino, Inode::new(ino, FileKind::Dir, source.mtime));
             let mut entries = BTreeMap::new();
             for (name, child) in &source.entries {
-                let is_dir = image.inodes.get(child).is_some_and(|c| c.kind == FileKind::Dir);
+                let is_dir = image
+                    .inodes
+                    .get(child)
+                    .is_some_and(|c| c.kind == FileKind::Dir);
                 if !(is_dir && built.contains_key(child)) {
                     entries.insert(name.clone(), build_inode(image, *child, built));
                 }

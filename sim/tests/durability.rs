@@ -21,7 +21,9 @@ fn content(world: &W, path: &str) -> Option<Vec<u8>> {
 
 /// Writes `data` to a new file at `path`; `sync`: fsync the file.
 fn create(world: &W, path: &str, data: &[u8], sync: bool) {
-    let file = world.open(Path::new(path), OpenOptions::create_new()).expect("create");
+    let file = world
+        .open(Path::new(path), OpenOptions::create_new())
+        .expect("create");
     file.write_at(0, data).expect("write");
     if sync {
         file.sync_all().expect("sync_all");
@@ -47,7 +49,11 @@ fn unsynced_data_is_lost_and_synced_data_kept() {
     fsync_dir(&world, "/");
     let after = world.crash(CrashKeep::DurableOnly);
     assert_eq!(content(&after, "/synced").as_deref(), Some(&b"kept"[..]));
-    assert_eq!(content(&after, "/unsynced").as_deref(), Some(&b""[..]), "name durable, data not");
+    assert_eq!(
+        content(&after, "/unsynced").as_deref(),
+        Some(&b""[..]),
+        "name durable, data not"
+    );
     let all = world.crash(CrashKeep::All);
     assert_eq!(content(&all, "/unsynced").as_deref(), Some(&b"lost"[..]));
     // The world that crashed is untouched.
@@ -61,10 +67,20 @@ fn names_need_an_fsync_of_their_directory() {
     create(&world, "/d/f", b"data", true);
     // The file's data is durable, its name and its directory's name are not.
     assert_eq!(content(&world.crash(CrashKeep::DurableOnly), "/d/f"), None);
-    assert!(world.crash(CrashKeep::DurableOnly).metadata(Path::new("/d")).is_err());
+    assert!(
+        world
+            .crash(CrashKeep::DurableOnly)
+            .metadata(Path::new("/d"))
+            .is_err()
+    );
     fsync_dir(&world, "/d");
     // The entry in /d is durable, but /d itself is not reachable yet.
-    assert!(world.crash(CrashKeep::DurableOnly).metadata(Path::new("/d")).is_err());
+    assert!(
+        world
+            .crash(CrashKeep::DurableOnly)
+            .metadata(Path::new("/d"))
+            .is_err()
+    );
     fsync_dir(&world, "/");
     let after = world.crash(CrashKeep::DurableOnly);
     assert_eq!(content(&after, "/d/f").as_deref(), Some(&b"data"[..]));
@@ -97,7 +113,9 @@ fn rename_over_a_durable_target_is_atomic_in_every_crash_state() {
     fsync_dir(&world, "/");
     // The safe update: write a temporary file, sync it, rename it over the target.
     create(&world, "/d/tmp", b"new", true);
-    world.rename(Path::new("/d/tmp"), Path::new("/d/target")).expect("rename");
+    world
+        .rename(Path::new("/d/tmp"), Path::new("/d/target"))
+        .expect("rename");
     let mut seen = Vec::new();
     for state in every_state(&world) {
         let target = content(&state, "/d/target").expect("the target never disappears");
@@ -123,13 +141,22 @@ fn rename_before_the_data_sync_can_publish_an_empty_file() {
     create(&world, "/tmp", b"", false);
     create(&world, "/name", b"old", true);
     fsync_dir(&world, "/");
-    let file = world.open(Path::new("/tmp"), OpenOptions::create_truncate()).expect("open");
+    let file = world
+        .open(Path::new("/tmp"), OpenOptions::create_truncate())
+        .expect("open");
     file.write_at(0, b"new").expect("write");
-    world.rename(Path::new("/tmp"), Path::new("/name")).expect("rename");
+    world
+        .rename(Path::new("/tmp"), Path::new("/name"))
+        .expect("rename");
     fsync_dir(&world, "/");
-    let contents: Vec<Vec<u8>> =
-        every_state(&world).iter().map(|state| content(state, "/name").expect("present")).collect();
-    assert!(contents.contains(&Vec::new()), "the name was published before the data");
+    let contents: Vec<Vec<u8>> = every_state(&world)
+        .iter()
+        .map(|state| content(state, "/name").expect("present"))
+        .collect();
+    assert!(
+        contents.contains(&Vec::new()),
+        "the name was published before the data"
+    );
     assert!(contents.contains(&b"new".to_vec()));
 }
 
@@ -141,13 +168,19 @@ fn cross_directory_rename_is_durable_after_either_parent_fsync() {
         world.create_dir(Path::new("/b")).expect("mkdir");
         create(&world, "/a/f", b"data", true);
         world.sync_all_dirs();
-        world.rename(Path::new("/a/f"), Path::new("/b/g")).expect("rename");
+        world
+            .rename(Path::new("/a/f"), Path::new("/b/g"))
+            .expect("rename");
         let before = world.crash(CrashKeep::DurableOnly);
         assert!(content(&before, "/a/f").is_some() && content(&before, "/b/g").is_none());
         fsync_dir(&world, synced);
         let after = world.crash(CrashKeep::DurableOnly);
         assert!(content(&after, "/a/f").is_none(), "synced {synced}");
-        assert_eq!(content(&after, "/b/g").as_deref(), Some(&b"data"[..]), "synced {synced}");
+        assert_eq!(
+            content(&after, "/b/g").as_deref(),
+            Some(&b"data"[..]),
+            "synced {synced}"
+        );
     }
 }
 
@@ -176,9 +209,15 @@ fn atime_is_durable_only_after_a_sync() {
     world.advance(3600);
     world.touch_atime(Path::new("/c")).expect("touch");
     let after = world.crash(CrashKeep::DurableOnly);
-    assert_eq!(after.metadata(Path::new("/c")).expect("stat").atime, created);
+    assert_eq!(
+        after.metadata(Path::new("/c")).expect("stat").atime,
+        created
+    );
     let kept = world.crash(CrashKeep::All);
-    assert_eq!(kept.metadata(Path::new("/c")).expect("stat").atime, created + 3600);
+    assert_eq!(
+        kept.metadata(Path::new("/c")).expect("stat").atime,
+        created + 3600
+    );
 }
 
 #[test]
@@ -186,13 +225,19 @@ fn failed_fsync_loses_the_data_although_a_retry_succeeds() {
     let world = W::new(1);
     create(&world, "/f", b"", true);
     fsync_dir(&world, "/");
-    let file = world.open(Path::new("/f"), OpenOptions::create_keep()).expect("open");
+    let file = world
+        .open(Path::new("/f"), OpenOptions::create_keep())
+        .expect("open");
     file.write_at(0, b"lost").expect("write");
     world.inject_fault(Fault::eio(1, OpFilter::Op(OpKind::SyncAll)));
     let err = file.sync_all().expect_err("the fsync fails");
     assert_eq!(err.kind(), ErrorKind::Other);
     file.sync_all().expect("the retry reports success");
-    assert_eq!(file.read_to_end().expect("read"), b"lost", "the page cache still has it");
+    assert_eq!(
+        file.read_to_end().expect("read"),
+        b"lost",
+        "the page cache still has it"
+    );
     for keep in [CrashKeep::DurableOnly, CrashKeep::All] {
         assert_eq!(content(&world.crash(keep), "/f").as_deref(), Some(&b""[..]));
     }
@@ -200,7 +245,10 @@ fn failed_fsync_loses_the_data_although_a_retry_succeeds() {
     file.write_at(4, b"later").expect("write");
     file.sync_all().expect("sync");
     let after = world.crash(CrashKeep::DurableOnly);
-    assert_eq!(content(&after, "/f").as_deref(), Some(&b"\0\0\0\0later"[..]));
+    assert_eq!(
+        content(&after, "/f").as_deref(),
+        Some(&b"\0\0\0\0later"[..])
+    );
 }
 
 #[test]
@@ -209,7 +257,9 @@ fn crash_states_respect_dependencies_and_are_deterministic() {
         let world = W::new(5);
         world.create_dir(Path::new("/n")).expect("mkdir"); // 0: entry of /n
         create(&world, "/n/f", b"x", false); // 1: entry of f (needs 0), 2: write (free)
-        world.rename(Path::new("/n/f"), Path::new("/n/g")).expect("rename"); // 3: needs 1
+        world
+            .rename(Path::new("/n/f"), Path::new("/n/g"))
+            .expect("rename"); // 3: needs 1
         world
     };
     let world = build();
@@ -248,15 +298,28 @@ fn an_armed_crash_freezes_the_image_at_its_point() {
     world.arm_crash(2);
     create(&world, "/a", b"first", true); // point 1
     let second = world.new_process();
-    let err = second.fsync_dir(Path::new("/")).expect_err("point 2 crashes");
+    let err = second
+        .fsync_dir(Path::new("/"))
+        .expect_err("point 2 crashes");
     assert_eq!(err.to_string(), "simulated crash");
     assert!(world.crashed());
     let pending = world.pending_ops();
-    assert!(world.open(Path::new("/b"), OpenOptions::create_new()).is_err());
-    assert_eq!(world.pending_ops(), pending, "the frozen image does not change");
+    assert!(
+        world
+            .open(Path::new("/b"), OpenOptions::create_new())
+            .is_err()
+    );
+    assert_eq!(
+        world.pending_ops(),
+        pending,
+        "the frozen image does not change"
+    );
     // The name of /a was never made durable: only a crash state keeping it shows it.
     assert_eq!(content(&world.crash(CrashKeep::DurableOnly), "/a"), None);
-    assert_eq!(content(&world.crash(CrashKeep::All), "/a").as_deref(), Some(&b"first"[..]));
+    assert_eq!(
+        content(&world.crash(CrashKeep::All), "/a").as_deref(),
+        Some(&b"first"[..])
+    );
 }
 
 #[test]
@@ -265,16 +328,28 @@ fn the_rebooted_world_is_fresh() {
     world.set_time(1_800_000_000);
     create(&world, "/lock", b"", true);
     let other = world.new_process();
-    let held = other.open(Path::new("/lock"), OpenOptions::create_keep()).expect("open");
-    held.lock(LockMode::Exclusive, LockWait::NonBlocking).expect("lock");
+    let held = other
+        .open(Path::new("/lock"), OpenOptions::create_keep())
+        .expect("open");
+    held.lock(LockMode::Exclusive, LockWait::NonBlocking)
+        .expect("lock");
     world.inject_fault(Fault::eio(1, OpFilter::Any).persistent());
     let rebooted = world.crash(CrashKeep::All);
-    assert_eq!((rebooted.pid(), rebooted.seed(), rebooted.now()), (1, 9, 1_800_000_000));
-    assert_eq!(rebooted.pending_ops(), 0, "everything that survived is durable");
+    assert_eq!(
+        (rebooted.pid(), rebooted.seed(), rebooted.now()),
+        (1, 9, 1_800_000_000)
+    );
+    assert_eq!(
+        rebooted.pending_ops(),
+        0,
+        "everything that survived is durable"
+    );
     assert_eq!(rebooted.op_count(), 0);
-    let file =
-        rebooted.open(Path::new("/lock"), OpenOptions::create_keep()).expect("no fault rules");
-    file.lock(LockMode::Exclusive, LockWait::NonBlocking).expect("locks are gone");
+    let file = rebooted
+        .open(Path::new("/lock"), OpenOptions::create_keep())
+        .expect("no fault rules");
+    file.lock(LockMode::Exclusive, LockWait::NonBlocking)
+        .expect("locks are gone");
     // Inode numbers carry over; new ones do not collide.
     let ino = rebooted.metadata(Path::new("/lock")).expect("stat").ino;
     assert_eq!(ino, held.metadata().map(|m| m.ino).unwrap_or(ino));
@@ -305,23 +380,40 @@ fn torn_writes_mix_old_new_and_zero_sectors() {
     let world = W::new(1);
     create(&world, "/f", &vec![b'o'; 4 * sector], true);
     fsync_dir(&world, "/");
-    let file = world.open(Path::new("/f"), OpenOptions::create_keep()).expect("open");
+    let file = world
+        .open(Path::new("/f"), OpenOptions::create_keep())
+        .expect("open");
     // Overwrite sectors 1..3 and append two more sectors, without a sync.
-    file.write_at(sector as u64, &vec![b'n'; 5 * sector]).expect("write");
+    file.write_at(sector as u64, &vec![b'n'; 5 * sector])
+        .expect("write");
     let mut kinds = std::collections::BTreeSet::new();
     let mut lengths = std::collections::BTreeSet::new();
     for seed in 0..64 {
         let data = content(&world.crash(CrashKeep::Torn(seed)), "/f").expect("present");
-        assert_eq!(&data[..sector], &vec![b'o'; sector][..], "sector 0 was not written");
+        assert_eq!(
+            &data[..sector],
+            &vec![b'o'; sector][..],
+            "sector 0 was not written"
+        );
         lengths.insert(data.len());
         for chunk in data[sector..].chunks(sector) {
             let first = chunk[0];
-            assert!(chunk.iter().all(|byte| *byte == first), "a sector is old, new or zero");
+            assert!(
+                chunk.iter().all(|byte| *byte == first),
+                "a sector is old, new or zero"
+            );
             kinds.insert(first);
         }
-        assert_eq!(data, content(&world.crash(CrashKeep::Torn(seed)), "/f").expect("again"));
+        assert_eq!(
+            data,
+            content(&world.crash(CrashKeep::Torn(seed)), "/f").expect("again")
+        );
     }
-    assert_eq!(kinds, [0, b'n', b'o'].into_iter().collect(), "all three outcomes occur");
+    assert_eq!(
+        kinds,
+        [0, b'n', b'o'].into_iter().collect(),
+        "all three outcomes occur"
+    );
     assert!(lengths.contains(&(4 * sector)) && lengths.contains(&(6 * sector)));
     // Synced writes are never torn.
     file.sync_all().expect("sync");
@@ -346,7 +438,10 @@ fn torn_publications(sync_data: bool) -> usize {
             file.sync_all()?;
         }
         world.fsync_dir(Path::new("/d"))?;
-        world.open(Path::new(&format!("/d/{name}.done")), OpenOptions::create_new())?;
+        world.open(
+            Path::new(&format!("/d/{name}.done")),
+            OpenOptions::create_new(),
+        )?;
         world.fsync_dir(Path::new("/d"))
     }
 
@@ -368,7 +463,9 @@ fn torn_publications(sync_data: bool) -> usize {
                 for keep in world.crash_states(64) {
                     let state = world.crash(keep);
                     for name in ["a", "b"] {
-                        let done = state.metadata(Path::new(&format!("/d/{name}.done"))).is_ok();
+                        let done = state
+                            .metadata(Path::new(&format!("/d/{name}.done")))
+                            .is_ok();
                         let data = state.read_file(Path::new(&format!("/d/{name}"))).ok();
                         let expected = format!("contents of {name}").into_bytes();
                         if done && data != Some(expected) {
@@ -386,7 +483,10 @@ fn torn_publications(sync_data: bool) -> usize {
 #[test]
 fn safely_published_files_are_complete_in_every_crash_state_under_shuttle() {
     assert_eq!(torn_publications(true), 0);
-    assert!(torn_publications(false) > 0, "publishing without the data fsync is caught");
+    assert!(
+        torn_publications(false) > 0,
+        "publishing without the data fsync is caught"
+    );
 }
 
 #[test]
@@ -399,10 +499,17 @@ fn failed_directory_syncs_lose_nothing_and_injected_failures_change_nothing() {
     assert_eq!(world.pending_ops(), 1, "the entry of /f is still pending");
     world.clear_faults();
     world.inject_fault(Fault::enospc(1, OpFilter::Any).persistent());
-    assert!(world.open(Path::new("/g"), OpenOptions::create_new()).is_err());
+    assert!(
+        world
+            .open(Path::new("/g"), OpenOptions::create_new())
+            .is_err()
+    );
     assert!(world.rename(Path::new("/f"), Path::new("/h")).is_err());
     assert_eq!(world.pending_ops(), 1, "a failed operation logs nothing");
     world.clear_faults();
     fsync_dir(&world, "/");
-    assert_eq!(content(&world.crash(CrashKeep::DurableOnly), "/f").as_deref(), Some(&b"data"[..]));
+    assert_eq!(
+        content(&world.crash(CrashKeep::DurableOnly), "/f").as_deref(),
+        Some(&b"data"[..])
+    );
 }

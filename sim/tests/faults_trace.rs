@@ -22,14 +22,21 @@ fn every_operation_is_counted() {
     let world = W::new(1);
     assert_eq!(world.op_count(), 0);
     world.create_dir(Path::new("/d")).expect("mkdir");
-    let file = world.open(Path::new("/d/f"), OpenOptions::create_new()).expect("open");
+    let file = world
+        .open(Path::new("/d/f"), OpenOptions::create_new())
+        .expect("open");
     file.write_at(0, b"abc").expect("write");
     file.sync_all().expect("sync");
-    file.lock(LockMode::Exclusive, LockWait::NonBlocking).expect("lock");
+    file.lock(LockMode::Exclusive, LockWait::NonBlocking)
+        .expect("lock");
     file.unlock().expect("unlock");
     world.metadata(Path::new("/d/f")).expect("stat");
     world.advance(10);
-    assert_eq!(world.op_count(), 7, "mkdir, open, write, sync, lock, unlock, stat");
+    assert_eq!(
+        world.op_count(),
+        7,
+        "mkdir, open, write, sync, lock, unlock, stat"
+    );
     // Another process shares the disk's counter.
     world.new_process().read_dir(Path::new("/d")).expect("ls");
     assert_eq!(world.op_count(), 8);
@@ -39,7 +46,9 @@ fn every_operation_is_counted() {
 fn transient_fault_fails_only_the_nth_matching_operation() {
     let world = W::new(1);
     world.inject_fault(Fault::eio(2, OpFilter::Write));
-    let file = world.open(Path::new("/f"), OpenOptions::create_new()).expect("open");
+    let file = world
+        .open(Path::new("/f"), OpenOptions::create_new())
+        .expect("open");
     file.write_at(0, b"one").expect("first write passes");
     let err = file.write_at(3, b"two").expect_err("second write fails");
     assert_eq!(err.kind(), ErrorKind::Other);
@@ -59,12 +68,19 @@ fn persistent_fault_fails_from_the_nth_on_until_cleared() {
         assert_eq!(err.kind(), ErrorKind::StorageFull);
     }
     // An open that may create is a namespace operation; a plain open is not.
-    let err = world.open(Path::new("/d/f"), OpenOptions::create_new()).err();
+    let err = world
+        .open(Path::new("/d/f"), OpenOptions::create_new())
+        .err();
     assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::StorageFull));
-    world.metadata(Path::new("/d/a")).expect("stat is not matched");
+    world
+        .metadata(Path::new("/d/a"))
+        .expect("stat is not matched");
     world.clear_faults();
     world.create_dir(Path::new("/d/b")).expect("cleared");
-    assert!(world.metadata(Path::new("/d/c")).is_err(), "failed mkdir created nothing");
+    assert!(
+        world.metadata(Path::new("/d/c")).is_err(),
+        "failed mkdir created nothing"
+    );
 }
 
 #[test]
@@ -88,7 +104,9 @@ fn exact_kind_filter_and_several_rules() {
 fn fail_touch_still_works_next_to_the_gate() {
     let world = W::new(1);
     write_file(&world, "/c", b"x").expect("write");
-    world.fail_touch(Path::new("/c"), ErrorKind::StorageFull, Some(1)).expect("arm");
+    world
+        .fail_touch(Path::new("/c"), ErrorKind::StorageFull, Some(1))
+        .expect("arm");
     let err = world.touch_atime(Path::new("/c")).err().map(|e| e.kind());
     assert_eq!(err, Some(ErrorKind::StorageFull));
     world.touch_atime(Path::new("/c")).expect("spent");
@@ -100,12 +118,19 @@ fn fail_touch_still_works_next_to_the_gate() {
 fn armed_crash_stops_the_workload_at_the_point() {
     let world = W::new(1);
     world.arm_crash(2);
-    let file = world.open(Path::new("/f"), OpenOptions::create_new()).expect("open");
+    let file = world
+        .open(Path::new("/f"), OpenOptions::create_new())
+        .expect("open");
     file.write_at(0, b"data").expect("write");
     file.sync_all().expect("point 1");
     assert!(!world.crashed());
-    let err = world.rename(Path::new("/f"), Path::new("/g")).expect_err("point 2 crashes");
-    assert_eq!((err.kind(), err.to_string()), (ErrorKind::Other, "simulated crash".to_owned()));
+    let err = world
+        .rename(Path::new("/f"), Path::new("/g"))
+        .expect_err("point 2 crashes");
+    assert_eq!(
+        (err.kind(), err.to_string()),
+        (ErrorKind::Other, "simulated crash".to_owned())
+    );
     assert!(world.crashed());
     assert_eq!(world.persistence_points(), 2);
     assert!(file.read_to_end().is_err(), "every later operation fails");
@@ -116,13 +141,21 @@ fn armed_crash_stops_the_workload_at_the_point() {
 fn trace_is_off_by_default_and_records_what_was_done() {
     let world = W::new(7);
     write_file(&world, "/before", b"x").expect("write");
-    assert!(world.take_trace().is_empty(), "nothing is recorded while off");
+    assert!(
+        world.take_trace().is_empty(),
+        "nothing is recorded while off"
+    );
 
     world.start_trace();
-    let file = world.open(Path::new("/f"), OpenOptions::create_new()).expect("open");
+    let file = world
+        .open(Path::new("/f"), OpenOptions::create_new())
+        .expect("open");
     file.write_at(0, b"abc").expect("write");
-    file.lock(LockMode::Exclusive, LockWait::NonBlocking).expect("lock");
-    world.rename(Path::new("/f"), Path::new("/g")).expect("rename");
+    file.lock(LockMode::Exclusive, LockWait::NonBlocking)
+        .expect("lock");
+    world
+        .rename(Path::new("/f"), Path::new("/g"))
+        .expect("rename");
     assert!(world.remove_file(Path::new("/missing")).is_err());
     world.advance(3600);
     world.sleep(Duration::from_millis(1500));
@@ -140,16 +173,27 @@ fn trace_is_off_by_default_and_records_what_was_done() {
             OpKind::Clock
         ]
     );
-    assert!(trace.iter().all(|event| event.pid == 1 && event.task.is_none()));
+    assert!(
+        trace
+            .iter()
+            .all(|event| event.pid == 1 && event.task.is_none())
+    );
     assert_eq!(trace[0].path, Path::new("/f"));
-    assert_eq!(trace[1].path, Path::new("/f"), "handle events carry the opening path");
+    assert_eq!(
+        trace[1].path,
+        Path::new("/f"),
+        "handle events carry the opening path"
+    );
     assert_eq!(trace[2].detail, "exclusive, no wait");
     assert_eq!(trace[3].detail, "-> /g");
     assert_eq!(trace[4].result, Err(ErrorKind::NotFound));
     assert_eq!(trace[5].detail, "+3600 s");
     assert_eq!(trace[6].detail, "+2 s (sleep)");
     assert_eq!(trace[3].to_string(), "task - pid 1 Rename /f (-> /g): ok");
-    assert_eq!(trace[4].to_string(), "task - pid 1 RemoveFile /missing: NotFound");
+    assert_eq!(
+        trace[4].to_string(),
+        "task - pid 1 RemoveFile /missing: NotFound"
+    );
     // Taking the trace stopped it.
     world.advance(1);
     assert!(world.take_trace().is_empty());

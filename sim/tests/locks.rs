@@ -14,7 +14,9 @@ type W = SimWorld<StdSync>;
 const NB: LockWait = LockWait::NonBlocking;
 
 fn open(world: &W, path: &str) -> <W as World>::File {
-    world.open(Path::new(path), OpenOptions::create_keep()).expect("open")
+    world
+        .open(Path::new(path), OpenOptions::create_keep())
+        .expect("open")
 }
 
 /// The error kind of `result`, or `None` if it succeeded.
@@ -28,16 +30,25 @@ fn flock_handles_of_one_thread_conflict() {
     let (a, b) = (open(&world, "/lock"), open(&world, "/lock"));
     a.lock(LockMode::Shared, NB).expect("shared");
     b.lock(LockMode::Shared, NB).expect("shared + shared");
-    assert_eq!(kind(b.lock(LockMode::Exclusive, NB)), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(b.lock(LockMode::Exclusive, NB)),
+        Some(ErrorKind::WouldBlock)
+    );
     // Linux drops the old lock before a conversion, so the failed upgrade left `b` unlocked.
     a.lock(LockMode::Exclusive, NB).expect("a alone now");
-    assert_eq!(kind(b.lock(LockMode::Shared, NB)), Some(ErrorKind::WouldBlock));
-    a.lock(LockMode::Exclusive, NB).expect("re-locking in the held mode");
+    assert_eq!(
+        kind(b.lock(LockMode::Shared, NB)),
+        Some(ErrorKind::WouldBlock)
+    );
+    a.lock(LockMode::Exclusive, NB)
+        .expect("re-locking in the held mode");
     a.lock(LockMode::Shared, NB).expect("downgrade");
-    b.lock(LockMode::Shared, NB).expect("shared after downgrade");
+    b.lock(LockMode::Shared, NB)
+        .expect("shared after downgrade");
     b.unlock().expect("unlock");
     a.unlock().expect("unlock");
-    b.lock(LockMode::Exclusive, NB).expect("exclusive after unlocks");
+    b.lock(LockMode::Exclusive, NB)
+        .expect("exclusive after unlocks");
 }
 
 #[test]
@@ -47,7 +58,10 @@ fn flock_is_released_on_drop_and_spans_processes() {
     let a = open(&world, "/lock");
     a.lock(LockMode::Exclusive, NB).expect("exclusive");
     let b = open(&other, "/lock");
-    assert_eq!(kind(b.lock(LockMode::Shared, NB)), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(b.lock(LockMode::Shared, NB)),
+        Some(ErrorKind::WouldBlock)
+    );
     drop(a);
     b.lock(LockMode::Exclusive, NB).expect("free after drop");
 }
@@ -57,11 +71,18 @@ fn flock_follows_the_inode_not_the_name() {
     let world = W::new(1);
     let a = open(&world, "/lock");
     a.lock(LockMode::Exclusive, NB).expect("exclusive");
-    world.rename(Path::new("/lock"), Path::new("/moved")).expect("rename");
+    world
+        .rename(Path::new("/lock"), Path::new("/moved"))
+        .expect("rename");
     let b = open(&world, "/moved");
-    assert_eq!(kind(b.lock(LockMode::Exclusive, NB)), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(b.lock(LockMode::Exclusive, NB)),
+        Some(ErrorKind::WouldBlock)
+    );
     let fresh = open(&world, "/lock");
-    fresh.lock(LockMode::Exclusive, NB).expect("a new inode has its own table");
+    fresh
+        .lock(LockMode::Exclusive, NB)
+        .expect("a new inode has its own table");
 }
 
 #[test]
@@ -71,7 +92,10 @@ fn flock_timeout_times_out() {
     a.lock(LockMode::Exclusive, NB).expect("exclusive");
     let b = open(&world, "/lock");
     let wait = LockWait::Timeout(Duration::from_millis(20));
-    assert_eq!(kind(b.lock(LockMode::Shared, wait)), Some(ErrorKind::TimedOut));
+    assert_eq!(
+        kind(b.lock(LockMode::Shared, wait)),
+        Some(ErrorKind::TimedOut)
+    );
 }
 
 #[test]
@@ -83,12 +107,18 @@ fn flock_timeout_waits_for_release() {
         let world = world.clone();
         std::thread::spawn(move || {
             let b = open(&world, "/lock");
-            b.lock(LockMode::Exclusive, LockWait::Timeout(Duration::from_secs(30)))
+            b.lock(
+                LockMode::Exclusive,
+                LockWait::Timeout(Duration::from_secs(30)),
+            )
         })
     };
     std::thread::sleep(Duration::from_millis(20));
     a.unlock().expect("unlock");
-    waiter.join().expect("waiter thread").expect("lock granted after release");
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("lock granted after release");
 }
 
 #[test]
@@ -98,14 +128,26 @@ fn record_locks_conflict_between_processes_only() {
     let (a1, a2) = (open(&world, "/f"), open(&world, "/f"));
     let b = open(&other, "/f");
     a1.record_lock(Some(LockMode::Shared)).expect("shared");
-    a2.record_lock(Some(LockMode::Exclusive)).expect("same process converts its lock");
-    assert_eq!(kind(b.record_lock(Some(LockMode::Shared))), Some(ErrorKind::WouldBlock));
+    a2.record_lock(Some(LockMode::Exclusive))
+        .expect("same process converts its lock");
+    assert_eq!(
+        kind(b.record_lock(Some(LockMode::Shared))),
+        Some(ErrorKind::WouldBlock)
+    );
     a1.record_lock(Some(LockMode::Shared)).expect("downgrade");
-    b.record_lock(Some(LockMode::Shared)).expect("shared + shared");
-    assert_eq!(kind(b.record_lock(Some(LockMode::Exclusive))), Some(ErrorKind::WouldBlock));
-    assert_eq!(kind(a1.record_lock(Some(LockMode::Exclusive))), Some(ErrorKind::WouldBlock));
+    b.record_lock(Some(LockMode::Shared))
+        .expect("shared + shared");
+    assert_eq!(
+        kind(b.record_lock(Some(LockMode::Exclusive))),
+        Some(ErrorKind::WouldBlock)
+    );
+    assert_eq!(
+        kind(a1.record_lock(Some(LockMode::Exclusive))),
+        Some(ErrorKind::WouldBlock)
+    );
     a1.record_lock(None).expect("release");
-    b.record_lock(Some(LockMode::Exclusive)).expect("exclusive once alone");
+    b.record_lock(Some(LockMode::Exclusive))
+        .expect("exclusive once alone");
 }
 
 #[test]
@@ -114,23 +156,34 @@ fn closing_any_handle_drops_the_process_record_locks() {
     let other = world.new_process();
     let a1 = open(&world, "/f");
     let a2 = open(&world, "/f");
-    a1.record_lock(Some(LockMode::Exclusive)).expect("exclusive");
+    a1.record_lock(Some(LockMode::Exclusive))
+        .expect("exclusive");
     let b = open(&other, "/f");
-    assert_eq!(kind(b.record_lock(Some(LockMode::Shared))), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(b.record_lock(Some(LockMode::Shared))),
+        Some(ErrorKind::WouldBlock)
+    );
     drop(a2);
-    b.record_lock(Some(LockMode::Exclusive)).expect("a2's close dropped a1's record lock");
+    b.record_lock(Some(LockMode::Exclusive))
+        .expect("a2's close dropped a1's record lock");
     // A close by another process does not touch this process's locks.
     let a3 = open(&world, "/f");
     drop(a3);
-    assert_eq!(kind(a1.record_lock(Some(LockMode::Shared))), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(a1.record_lock(Some(LockMode::Shared))),
+        Some(ErrorKind::WouldBlock)
+    );
 }
 
 #[test]
 fn record_lock_needs_matching_access() {
     let world = W::new(1);
     drop(open(&world, "/f"));
-    let ro = world.open(Path::new("/f"), OpenOptions::read_only()).expect("open");
-    ro.record_lock(Some(LockMode::Shared)).expect("read lock on a read handle");
+    let ro = world
+        .open(Path::new("/f"), OpenOptions::read_only())
+        .expect("open");
+    ro.record_lock(Some(LockMode::Shared))
+        .expect("read lock on a read handle");
     assert!(ro.record_lock(Some(LockMode::Exclusive)).is_err());
 }
 
@@ -141,18 +194,27 @@ fn kill_process_releases_everything() {
     let flocked = open(&victim, "/lock");
     flocked.lock(LockMode::Exclusive, NB).expect("flock");
     let recorded = open(&victim, "/f");
-    recorded.record_lock(Some(LockMode::Exclusive)).expect("record lock");
+    recorded
+        .record_lock(Some(LockMode::Exclusive))
+        .expect("record lock");
     let survivor_record = open(&world, "/f");
-    victim.remove_file(Path::new("/f")).expect("unlink while locked");
+    victim
+        .remove_file(Path::new("/f"))
+        .expect("unlink while locked");
 
     let survivor_flock = open(&world, "/lock");
-    assert_eq!(kind(survivor_flock.lock(LockMode::Shared, NB)), Some(ErrorKind::WouldBlock));
+    assert_eq!(
+        kind(survivor_flock.lock(LockMode::Shared, NB)),
+        Some(ErrorKind::WouldBlock)
+    );
     assert_eq!(
         kind(survivor_record.record_lock(Some(LockMode::Shared))),
         Some(ErrorKind::WouldBlock)
     );
     victim.kill_process();
-    survivor_flock.lock(LockMode::Exclusive, NB).expect("flock free after kill");
+    survivor_flock
+        .lock(LockMode::Exclusive, NB)
+        .expect("flock free after kill");
     survivor_record
         .record_lock(Some(LockMode::Exclusive))
         .expect("record lock of the unlinked file free");

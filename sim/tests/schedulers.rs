@@ -15,18 +15,27 @@ const COUNTER: &str = "/counter";
 /// Takes the exclusive flock on the counter (retrying time-outs), increments the counter, and
 /// closes the file (which releases the lock).
 fn increment<W: World>(world: &W) {
-    let file = world.open(Path::new(COUNTER), OpenOptions::create_keep()).expect("open counter");
+    let file = world
+        .open(Path::new(COUNTER), OpenOptions::create_keep())
+        .expect("open counter");
     loop {
-        match file.lock(LockMode::Exclusive, LockWait::Timeout(Duration::from_secs(1))) {
+        match file.lock(
+            LockMode::Exclusive,
+            LockWait::Timeout(Duration::from_secs(1)),
+        ) {
             Ok(()) => break,
             Err(err) if err.kind() == ErrorKind::TimedOut => continue,
             Err(err) => panic!("flock failed: {err}"),
         }
     }
     let data = file.read_to_end().expect("read counter");
-    let count =
-        if data.is_empty() { 0 } else { u64::from_le_bytes(data.try_into().expect("8 bytes")) };
-    file.write_at(0, &(count + 1).to_le_bytes()).expect("write counter");
+    let count = if data.is_empty() {
+        0
+    } else {
+        u64::from_le_bytes(data.try_into().expect("8 bytes"))
+    };
+    file.write_at(0, &(count + 1).to_le_bytes())
+        .expect("write counter");
 }
 
 /// Two threads increment the counter of a fresh world; the result must be 2.
@@ -53,13 +62,21 @@ fn rename_scenario<S: SyncFamily>() {
         world.create_dir(Path::new(dir)).expect("mkdir");
     }
     for file in ["/a/x", "/b/y"] {
-        drop(world.open(Path::new(file), OpenOptions::create_new()).expect("create"));
+        drop(
+            world
+                .open(Path::new(file), OpenOptions::create_new())
+                .expect("create"),
+        );
     }
     let movers: Vec<_> = [("/a/x", "/b/x"), ("/b/y", "/a/y")]
         .into_iter()
         .map(|(from, to)| {
             let world = world.clone();
-            S::spawn(move || world.rename(Path::new(from), Path::new(to)).expect("rename"))
+            S::spawn(move || {
+                world
+                    .rename(Path::new(from), Path::new(to))
+                    .expect("rename")
+            })
         })
         .collect();
     let reader = {
@@ -110,20 +127,33 @@ fn shuttle_timeout_is_a_scheduler_choice() {
     shuttle::check_random(
         move || {
             let world = SimWorld::<ShuttleSync>::new(1);
-            let holder = world.open(Path::new("/lock"), OpenOptions::create_keep()).expect("open");
-            holder.lock(LockMode::Exclusive, LockWait::NonBlocking).expect("lock");
-            let waiter = world.open(Path::new("/lock"), OpenOptions::create_keep()).expect("open");
+            let holder = world
+                .open(Path::new("/lock"), OpenOptions::create_keep())
+                .expect("open");
+            holder
+                .lock(LockMode::Exclusive, LockWait::NonBlocking)
+                .expect("lock");
+            let waiter = world
+                .open(Path::new("/lock"), OpenOptions::create_keep())
+                .expect("open");
             let releaser = ShuttleSync::spawn(move || drop(holder));
             let wait = LockWait::Timeout(Duration::from_secs(1));
             let granted = waiter.lock(LockMode::Exclusive, wait).is_ok();
             releaser.join().expect("releaser");
-            let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if granted { seen.0 += 1 } else { seen.1 += 1 }
         },
         200,
     );
-    let (granted, timed_out) = *outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    assert!(granted > 0 && timed_out > 0, "granted {granted}, timed out {timed_out}");
+    let (granted, timed_out) = *outcomes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert!(
+        granted > 0 && timed_out > 0,
+        "granted {granted}, timed out {timed_out}"
+    );
 }
 
 #[test]

@@ -57,9 +57,7 @@ fn verdict(exploration: &Exploration, expect: Expect) -> (bool, &'static str) {
             (true, "caught")
         }
         (Some(failure), _) if expect.accepts_failure(&failure.message) => (true, "KNOWN ISSUE"),
-        (Some(_), Expect::Caught(_) | Expect::CaughtBy { .. }) => {
-            (false, "FAIL (another failure)")
-        }
+        (Some(_), Expect::Caught(_) | Expect::CaughtBy { .. }) => (false, "FAIL (another failure)"),
         (Some(_), _) => (false, "FAIL (unexpected violation)"),
     }
 }

@@ -112,13 +112,17 @@ fn gc(c: &mut Criterion) {
     // One snapshot referencing every chunk once.
     let group = BackupGroup::from_relative_path("host/bench").expect("group");
     let snapshot = BackupDir::new(group, BackupTime::from_epoch(1_700_000_000).expect("time"));
-    let mut session = datastore.start_backup(&snapshot, "bench@local").expect("start");
+    let mut session = datastore
+        .start_backup(&snapshot, "bench@local")
+        .expect("start");
     let writer = session.create_dynamic_index("all.didx").expect("index");
     let mut paths = Vec::with_capacity(chunks as usize);
     for n in 0..chunks {
         let chunk = Chunk::from_data(&n.to_le_bytes()).expect("chunk");
         session.upload_chunk(&chunk).expect("upload");
-        session.append_chunk(&writer, chunk.digest(), 8).expect("append");
+        session
+            .append_chunk(&writer, chunk.digest(), 8)
+            .expect("append");
         let path = datastore.chunk_store().chunk_path(chunk.digest());
         paths.push(CString::new(path.as_os_str().as_bytes()).expect("path"));
     }
@@ -128,7 +132,9 @@ fn gc(c: &mut Criterion) {
     session.finish(manifest).expect("finish");
     let prefix_dirs: Vec<PathBuf> = {
         let fanout = PrefixFanout::DEFAULT;
-        (0..fanout.dir_count()).map(|i| base.join(".chunks").join(fanout.dir_name(i))).collect()
+        (0..fanout.dir_count())
+            .map(|i| base.join(".chunks").join(fanout.dir_name(i)))
+            .collect()
     };
 
     let mut group = c.benchmark_group(format!("gc_{chunks}_chunks"));
@@ -143,18 +149,28 @@ fn gc(c: &mut Criterion) {
     group.bench_function("store_mark_and_sweep", |b| {
         b.iter(|| {
             let outcome = datastore.garbage_collection(&options).expect("gc");
-            assert_eq!(outcome.status.disk_chunks + outcome.status.pending_chunks, chunks);
+            assert_eq!(
+                outcome.status.disk_chunks + outcome.status.pending_chunks,
+                chunks
+            );
         })
     });
     group.bench_function("raw_utimensat_readdir_fstatat", |b| {
         b.iter(|| {
             let times = [
-                libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
-                libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_NOW,
+                },
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_OMIT,
+                },
             ];
             for path in &paths {
                 // SAFETY: a valid C string and two timespecs, as utimensat(2) requires.
-                let rc = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
+                let rc =
+                    unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
                 assert_eq!(rc, 0, "utimensat");
             }
             let mut seen = 0u64;
@@ -176,18 +192,27 @@ fn verify(c: &mut Criterion) {
     const CHUNK: usize = 4 << 20;
     const CHUNKS: usize = 64;
     let dir = scratch("bench-verify");
-    let datastore =
-        Datastore::create(RealWorld::new(), &dir.path().join("store"), DatastoreConfig::new(config()))
-            .expect("create the datastore");
+    let datastore = Datastore::create(
+        RealWorld::new(),
+        &dir.path().join("store"),
+        DatastoreConfig::new(config()),
+    )
+    .expect("create the datastore");
     let data: Vec<Vec<u8>> = (0..CHUNKS).map(|n| noise(CHUNK, n as u64 + 1)).collect();
     let group = BackupGroup::from_relative_path("vm/bench").expect("group");
     let snapshot = BackupDir::new(group, BackupTime::from_epoch(1_700_000_000).expect("time"));
-    let mut session = datastore.start_backup(&snapshot, "bench@local").expect("start");
-    let writer = session.create_fixed_index("disk.fidx", CHUNK as u64).expect("index");
+    let mut session = datastore
+        .start_backup(&snapshot, "bench@local")
+        .expect("start");
+    let writer = session
+        .create_fixed_index("disk.fidx", CHUNK as u64)
+        .expect("index");
     for bytes in &data {
         let chunk = Chunk::from_data(bytes).expect("chunk");
         session.upload_chunk(&chunk).expect("upload");
-        session.append_chunk(&writer, chunk.digest(), bytes.len() as u64).expect("append");
+        session
+            .append_chunk(&writer, chunk.digest(), bytes.len() as u64)
+            .expect("append");
     }
     let info = session.close_index(writer).expect("close");
     let mut manifest = Manifest::new(&snapshot);
@@ -197,11 +222,16 @@ fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify_256MiB");
     group.sample_size(10);
     group.throughput(Throughput::Bytes((CHUNK * CHUNKS) as u64));
-    let options = VerifyOptions { ignore_verified: false, ..VerifyOptions::default() };
+    let options = VerifyOptions {
+        ignore_verified: false,
+        ..VerifyOptions::default()
+    };
     group.bench_function("store_verify", |b| {
         b.iter(|| {
             let mut job = VerifyJob::new();
-            let outcome = datastore.verify_snapshot(&mut job, &options, &snapshot).expect("verify");
+            let outcome = datastore
+                .verify_snapshot(&mut job, &options, &snapshot)
+                .expect("verify");
             assert!(outcome.is_ok(), "{outcome:?}");
         })
     });

@@ -144,7 +144,9 @@ impl BackupType {
             "vm" => Ok(BackupType::Vm),
             "ct" => Ok(BackupType::Ct),
             "host" => Ok(BackupType::Host),
-            _ => Err(NameError::UnknownBackupType { name: text.to_owned() }),
+            _ => Err(NameError::UnknownBackupType {
+                name: text.to_owned(),
+            }),
         }
     }
 }
@@ -183,7 +185,10 @@ impl BackupId {
             !(always || (after_first && position > 0))
         });
         if let Some((position, _)) = bad {
-            return Err(NameError::BackupIdBadChar { id: text.to_owned(), position });
+            return Err(NameError::BackupIdBadChar {
+                id: text.to_owned(),
+                position,
+            });
         }
         Ok(BackupId(text.to_owned()))
     }
@@ -232,7 +237,9 @@ impl BackupTime {
     /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC, no fraction, no offset, no lowercase `t`
     /// or `z`, no leap second).
     pub fn parse(text: &str) -> Result<BackupTime, NameError> {
-        let syntax = || NameError::BackupTimeSyntax { text: text.to_owned() };
+        let syntax = || NameError::BackupTimeSyntax {
+            text: text.to_owned(),
+        };
         let bytes = text.as_bytes();
         if bytes.len() != 20 {
             return Err(syntax());
@@ -254,9 +261,14 @@ impl BackupTime {
             }
         }
         let number = |start: usize, end: usize| -> i64 {
-            bytes[start..end].iter().fold(0, |value, digit| value * 10 + i64::from(digit - b'0'))
+            bytes[start..end]
+                .iter()
+                .fold(0, |value, digit| value * 10 + i64::from(digit - b'0'))
         };
-        let field = |field| NameError::BackupTimeField { text: text.to_owned(), field };
+        let field = |field| NameError::BackupTimeField {
+            text: text.to_owned(),
+            field,
+        };
         let (year, month, day) = (number(0, 4), number(5, 7), number(8, 10));
         let (hour, minute, second) = (number(11, 13), number(14, 16), number(17, 19));
         if !(1..=12).contains(&month) {
@@ -321,12 +333,18 @@ impl BackupGroup {
 
     /// Validates both directory names of a group.
     pub fn parse(ty: &str, id: &str) -> Result<BackupGroup, NameError> {
-        Ok(BackupGroup { ty: BackupType::parse(ty)?, id: BackupId::parse(id)? })
+        Ok(BackupGroup {
+            ty: BackupType::parse(ty)?,
+            id: BackupId::parse(id)?,
+        })
     }
 
     /// Parses `"<type>/<id>"` (exactly two components, no leading or trailing `/`).
     pub fn from_relative_path(path: &str) -> Result<BackupGroup, NameError> {
-        let bad = || NameError::BadPath { path: path.to_owned(), expected: "group" };
+        let bad = || NameError::BadPath {
+            path: path.to_owned(),
+            expected: "group",
+        };
         let mut parts = path.split('/');
         let (Some(ty), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
@@ -363,14 +381,20 @@ impl BackupDir {
 
     /// Parses `"<type>/<id>/<time>"` (exactly three components).
     pub fn from_relative_path(path: &str) -> Result<BackupDir, NameError> {
-        let bad = || NameError::BadPath { path: path.to_owned(), expected: "snapshot" };
+        let bad = || NameError::BadPath {
+            path: path.to_owned(),
+            expected: "snapshot",
+        };
         let mut parts = path.split('/');
         let (Some(ty), Some(id), Some(time), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad());
         };
-        Ok(BackupDir { group: BackupGroup::parse(ty, id)?, time: BackupTime::parse(time)? })
+        Ok(BackupDir {
+            group: BackupGroup::parse(ty, id)?,
+            time: BackupTime::parse(time)?,
+        })
     }
 
     /// The snapshot directory relative to the datastore base: `vm/100/2024-01-02T03:04:05Z`.
@@ -432,10 +456,14 @@ impl CivilTime {
     /// offset of less than a day in magnitude; `3600` is UTC+01:00).
     pub fn from_epoch(epoch: i64, utc_offset_seconds: i32) -> Result<CivilTime, NameError> {
         if utc_offset_seconds.unsigned_abs() >= UTC_OFFSET_SECONDS_LIMIT.unsigned_abs() {
-            return Err(NameError::UtcOffsetOutOfRange { offset_seconds: utc_offset_seconds });
+            return Err(NameError::UtcOffsetOutOfRange {
+                offset_seconds: utc_offset_seconds,
+            });
         }
         let time = BackupTime::from_epoch(epoch)?;
-        Ok(CivilTime::from_local_seconds(time.0 + i64::from(utc_offset_seconds)))
+        Ok(CivilTime::from_local_seconds(
+            time.0 + i64::from(utc_offset_seconds),
+        ))
     }
 
     /// Fields of `seconds` since 1970-01-01T00:00:00 local time; the caller keeps `seconds`
@@ -527,7 +555,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
     let year = era * 400 + year_of_era + i64::from(month <= 2);
     (year, month, day)
 }
@@ -549,22 +581,41 @@ mod tests {
         for bad in ["", "VM", "vm ", "hosts", "v", "ct/"] {
             assert_eq!(
                 BackupType::parse(bad),
-                Err(NameError::UnknownBackupType { name: bad.to_owned() })
+                Err(NameError::UnknownBackupType {
+                    name: bad.to_owned()
+                })
             );
         }
     }
 
     #[test]
     fn backup_ids() {
-        for good in ["100", "a", "_", "web-01.example.com", "A_b.c-d", "0.", &"x".repeat(128)] {
-            assert_eq!(BackupId::parse(good).map(|id| id.to_string()), Ok(good.to_owned()));
+        for good in [
+            "100",
+            "a",
+            "_",
+            "web-01.example.com",
+            "A_b.c-d",
+            "0.",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(
+                BackupId::parse(good).map(|id| id.to_string()),
+                Ok(good.to_owned())
+            );
         }
         assert_eq!(BackupId::parse(""), Err(NameError::EmptyBackupId));
-        assert_eq!(BackupId::parse(&"x".repeat(129)), Err(NameError::BackupIdTooLong { len: 129 }));
+        assert_eq!(
+            BackupId::parse(&"x".repeat(129)),
+            Err(NameError::BackupIdTooLong { len: 129 })
+        );
         let bad_at = |id: &str, position| {
             assert_eq!(
                 BackupId::parse(id),
-                Err(NameError::BackupIdBadChar { id: id.to_owned(), position }),
+                Err(NameError::BackupIdBadChar {
+                    id: id.to_owned(),
+                    position
+                }),
                 "{id:?}"
             );
         };
@@ -580,7 +631,10 @@ mod tests {
         bad_at("é", 0);
         bad_at("x\n", 1);
         // Multi-byte text longer than the limit in bytes is too long, not a bad character.
-        assert_eq!(BackupId::parse(&"é".repeat(65)), Err(NameError::BackupIdTooLong { len: 130 }));
+        assert_eq!(
+            BackupId::parse(&"é".repeat(65)),
+            Err(NameError::BackupIdTooLong { len: 130 })
+        );
     }
 
     #[test]
@@ -644,7 +698,9 @@ mod tests {
         let syntax = |text: &str| {
             assert_eq!(
                 BackupTime::parse(text),
-                Err(NameError::BackupTimeSyntax { text: text.to_owned() }),
+                Err(NameError::BackupTimeSyntax {
+                    text: text.to_owned()
+                }),
                 "{text:?}"
             );
         };
@@ -670,7 +726,10 @@ mod tests {
         let field = |text: &str, field| {
             assert_eq!(
                 BackupTime::parse(text),
-                Err(NameError::BackupTimeField { text: text.to_owned(), field }),
+                Err(NameError::BackupTimeField {
+                    text: text.to_owned(),
+                    field
+                }),
                 "{text:?}"
             );
         };
@@ -690,8 +749,14 @@ mod tests {
     #[test]
     fn epoch_range() {
         for epoch in [BACKUP_TIME_MIN - 1, BACKUP_TIME_MAX + 1, i64::MIN, i64::MAX] {
-            assert_eq!(BackupTime::from_epoch(epoch), Err(NameError::EpochOutOfRange { epoch }));
-            assert_eq!(CivilTime::from_epoch(epoch, 0), Err(NameError::EpochOutOfRange { epoch }));
+            assert_eq!(
+                BackupTime::from_epoch(epoch),
+                Err(NameError::EpochOutOfRange { epoch })
+            );
+            assert_eq!(
+                CivilTime::from_epoch(epoch, 0),
+                Err(NameError::EpochOutOfRange { epoch })
+            );
         }
     }
 
@@ -702,14 +767,23 @@ mod tests {
         assert_eq!(group.to_string(), "vm/100");
         assert_eq!(BackupGroup::from_relative_path("vm/100"), Ok(group.clone()));
         let dir = BackupDir::new(group, time("2024-01-02T03:04:05Z"));
-        assert_eq!(dir.relative_path(), PathBuf::from("vm/100/2024-01-02T03:04:05Z"));
-        assert_eq!(BackupDir::from_relative_path("vm/100/2024-01-02T03:04:05Z"), Ok(dir));
+        assert_eq!(
+            dir.relative_path(),
+            PathBuf::from("vm/100/2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            BackupDir::from_relative_path("vm/100/2024-01-02T03:04:05Z"),
+            Ok(dir)
+        );
         for bad in ["vm", "vm/100/", "/vm/100", "vm//100", ""] {
             assert!(BackupGroup::from_relative_path(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
             BackupGroup::from_relative_path("vm/100/x"),
-            Err(NameError::BadPath { path: "vm/100/x".to_owned(), expected: "group" })
+            Err(NameError::BadPath {
+                path: "vm/100/x".to_owned(),
+                expected: "group"
+            })
         );
         assert!(matches!(
             BackupGroup::from_relative_path("vm/.."),
@@ -717,7 +791,10 @@ mod tests {
         ));
         assert!(matches!(
             BackupDir::from_relative_path("vm/100"),
-            Err(NameError::BadPath { expected: "snapshot", .. })
+            Err(NameError::BadPath {
+                expected: "snapshot",
+                ..
+            })
         ));
         assert!(matches!(
             BackupDir::from_relative_path("qemu/100/2024-01-02T03:04:05Z"),
@@ -733,7 +810,10 @@ mod tests {
     fn civil_fields_and_iso_weeks() {
         let civil = |text: &str, offset| time(text).civil(offset).expect("valid offset");
         let c = civil("2024-01-02T03:04:05Z", 0);
-        assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (2024, 1, 2, 3, 4, 5));
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (2024, 1, 2, 3, 4, 5)
+        );
         assert_eq!((c.weekday, c.ordinal), (2, 2));
         // ISO week edge cases.
         let week = |text: &str| {
@@ -751,9 +831,15 @@ mod tests {
         assert_eq!(civil("2024-12-31T00:00:00Z", 0).ordinal, 366);
         // Offsets move the calendar fields, not the instant.
         let east = civil("2024-12-31T23:30:00Z", 3600);
-        assert_eq!((east.year, east.month, east.day, east.hour), (2025, 1, 1, 0));
+        assert_eq!(
+            (east.year, east.month, east.day, east.hour),
+            (2025, 1, 1, 0)
+        );
         let west = civil("2024-01-01T00:30:00Z", -3600);
-        assert_eq!((west.year, west.month, west.day, west.hour), (2023, 12, 31, 23));
+        assert_eq!(
+            (west.year, west.month, west.day, west.hour),
+            (2023, 12, 31, 23)
+        );
         assert_eq!(west.period_key(CalendarPeriod::Year), (2023, 0, 0, 0));
         assert_eq!(west.period_key(CalendarPeriod::Month), (2023, 12, 0, 0));
         assert_eq!(west.period_key(CalendarPeriod::Day), (2023, 12, 31, 0));
@@ -777,7 +863,10 @@ mod tests {
     fn iso_weeks_agree_with_weekday_walk() {
         // Walk day by day: the ISO week advances exactly on Mondays.
         let start = time("1999-12-27T00:00:00Z").civil(0).expect("offset 0");
-        assert_eq!((start.weekday, start.iso_week_year, start.iso_week), (1, 1999, 52));
+        assert_eq!(
+            (start.weekday, start.iso_week_year, start.iso_week),
+            (1, 1999, 52)
+        );
         let mut previous = start;
         for day in 1..(366 * 30) {
             let epoch = time("1999-12-27T00:00:00Z").epoch() + day * SECONDS_PER_DAY;

@@ -103,10 +103,16 @@ mod tests {
         assert_eq!(decode(&blob[..5]), Err(BlobError::TooShort { len: 5 }));
         let mut flipped = blob.clone();
         flipped[HEADER_LEN] ^= 1;
-        assert!(matches!(decode(&flipped), Err(BlobError::CrcMismatch { .. })));
+        assert!(matches!(
+            decode(&flipped),
+            Err(BlobError::CrcMismatch { .. })
+        ));
         let mut bad_magic = blob;
         bad_magic[0] ^= 1;
-        assert!(matches!(decode(&bad_magic), Err(BlobError::UnknownMagic { .. })));
+        assert!(matches!(
+            decode(&bad_magic),
+            Err(BlobError::UnknownMagic { .. })
+        ));
         assert_eq!(decode(&encode(b"").expect("empty payload")), Ok(&b""[..]));
     }
 }

@@ -81,7 +81,9 @@ impl PrefixFanout {
 
     /// A fan-out of `hex_digits` digits, 1 to 4.
     pub fn new(hex_digits: u8) -> Option<PrefixFanout> {
-        (1..=4).contains(&hex_digits).then_some(PrefixFanout { hex_digits })
+        (1..=4)
+            .contains(&hex_digits)
+            .then_some(PrefixFanout { hex_digits })
     }
 
     /// Number of hex digits in a prefix directory name.
@@ -137,7 +139,10 @@ impl ChunkStoreConfig {
     /// The same configuration with some historical fixes reverted.
     #[cfg(feature = "regressions")]
     pub fn with_regressions(self, regressions: Regressions) -> ChunkStoreConfig {
-        ChunkStoreConfig { regressions, ..self }
+        ChunkStoreConfig {
+            regressions,
+            ..self
+        }
     }
 }
 
@@ -221,7 +226,11 @@ pub enum ChunkStoreError {
 
 impl ChunkStoreError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> ChunkStoreError + 'p {
-        move |source| ChunkStoreError::Io { op, path: path.to_owned(), source }
+        move |source| ChunkStoreError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -238,7 +247,10 @@ impl Chunk {
         if data.len() > CHUNK_LEN_MAX {
             return Err(ChunkProblem::TooLarge { len: data.len() });
         }
-        Ok(Chunk { digest: Digest::of(data), blob: blob::encode(data)? })
+        Ok(Chunk {
+            digest: Digest::of(data),
+            blob: blob::encode(data)?,
+        })
     }
 
     /// Checks that `blob` is a well-formed blob whose data hashes to `digest`.
@@ -370,18 +382,24 @@ impl<W: World> ChunkStore<W> {
         base: &Path,
         config: ChunkStoreConfig,
     ) -> Result<ChunkStore<W>, ChunkStoreError> {
-        world.create_dir_all(base).map_err(ChunkStoreError::io("mkdir -p", base))?;
+        world
+            .create_dir_all(base)
+            .map_err(ChunkStoreError::io("mkdir -p", base))?;
         let chunk_dir = base.join(".chunks");
         match world.create_dir(&chunk_dir) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(ChunkStoreError::AlreadyExists { path: base.to_owned() });
+                return Err(ChunkStoreError::AlreadyExists {
+                    path: base.to_owned(),
+                });
             }
             Err(err) => return Err(ChunkStoreError::io("mkdir", &chunk_dir)(err)),
         }
         for index in 0..config.fanout.dir_count() {
             let dir = chunk_dir.join(config.fanout.dir_name(index));
-            world.create_dir(&dir).map_err(ChunkStoreError::io("mkdir", &dir))?;
+            world
+                .create_dir(&dir)
+                .map_err(ChunkStoreError::io("mkdir", &dir))?;
         }
         let store = ChunkStore::new(world, base, config);
         store.sync_layout()?;
@@ -425,8 +443,12 @@ impl<W: World> ChunkStore<W> {
             SyncLevel::None => Ok(()),
             SyncLevel::File => {
                 let chunk_dir = &self.chunk_dir;
-                self.world.fsync_dir(chunk_dir).map_err(ChunkStoreError::io("fsync", chunk_dir))?;
-                self.world.fsync_dir(&self.base).map_err(ChunkStoreError::io("fsync", &self.base))
+                self.world
+                    .fsync_dir(chunk_dir)
+                    .map_err(ChunkStoreError::io("fsync", chunk_dir))?;
+                self.world
+                    .fsync_dir(&self.base)
+                    .map_err(ChunkStoreError::io("fsync", &self.base))
             }
             SyncLevel::Filesystem => self.ensure_sync_level(),
         }
@@ -449,7 +471,10 @@ impl<W: World> ChunkStore<W> {
 
     /// Takes the chunk-store mutex.
     pub fn lock(&self) -> ChunkStoreGuard<'_, W> {
-        ChunkStoreGuard { owner: self.owner_id(), _guard: self.mutex.lock() }
+        ChunkStoreGuard {
+            owner: self.owner_id(),
+            _guard: self.mutex.lock(),
+        }
     }
 
     /// Identity of this store's mutex, to check that a guard belongs to this store.
@@ -458,7 +483,10 @@ impl<W: World> ChunkStore<W> {
     }
 
     fn check_guard(&self, guard: &ChunkStoreGuard<'_, W>) {
-        assert!(guard.owner == self.owner_id(), "guard of another chunk store");
+        assert!(
+            guard.owner == self.owner_id(),
+            "guard of another chunk store"
+        );
     }
 
     /// Path of the prefix directory of `digest`.
@@ -497,7 +525,10 @@ impl<W: World> ChunkStore<W> {
         self.check_guard(guard);
         let path = self.chunk_path(&chunk.digest);
         let encoded_len = chunk.blob.len() as u64;
-        let existing = self.world.try_metadata(&path).map_err(ChunkStoreError::io("stat", &path))?;
+        let existing = self
+            .world
+            .try_metadata(&path)
+            .map_err(ChunkStoreError::io("stat", &path))?;
         if let Some(metadata) = existing {
             if metadata.kind != FileKind::File {
                 return Err(ChunkStoreError::NotAFile { path });
@@ -508,13 +539,21 @@ impl<W: World> ChunkStore<W> {
                     && self.unsynced.lock().contains(&chunk.digest));
             if keep_existing {
                 if !crate::reverted!(self.config.regressions, B4DuplicateInsertNoTouch) {
-                    self.world.touch_atime(&path).map_err(ChunkStoreError::io("touch", &path))?;
+                    self.world
+                        .touch_atime(&path)
+                        .map_err(ChunkStoreError::io("touch", &path))?;
                 }
-                return Ok(InsertOutcome { duplicate: true, encoded_len: metadata.len });
+                return Ok(InsertOutcome {
+                    duplicate: true,
+                    encoded_len: metadata.len,
+                });
             }
         }
         self.write_chunk_file(guard, &chunk.digest, &path, &chunk.blob)?;
-        Ok(InsertOutcome { duplicate: false, encoded_len })
+        Ok(InsertOutcome {
+            duplicate: false,
+            encoded_len,
+        })
     }
 
     fn write_chunk_file(
@@ -532,12 +571,16 @@ impl<W: World> ChunkStore<W> {
                 .world
                 .open(&temp, OpenOptions::create_new())
                 .map_err(ChunkStoreError::io("create", &temp))?;
-            file.write_at(0, blob).map_err(ChunkStoreError::io("write", &temp))?;
+            file.write_at(0, blob)
+                .map_err(ChunkStoreError::io("write", &temp))?;
             if sync_file {
-                file.sync_all().map_err(ChunkStoreError::io("fsync", &temp))?;
+                file.sync_all()
+                    .map_err(ChunkStoreError::io("fsync", &temp))?;
             }
             drop(file);
-            self.world.rename(&temp, path).map_err(ChunkStoreError::io("rename", &temp))
+            self.world
+                .rename(&temp, path)
+                .map_err(ChunkStoreError::io("rename", &temp))
         })();
         if written.is_err() {
             // Best effort: a leftover temporary file is ignored by sweep and by listings.
@@ -627,7 +670,10 @@ impl<W: World> ChunkStore<W> {
     /// Under the mutex: renames a chunk to the first free `<digest>.<n>.bad` (the last one is
     /// overwritten when all ten exist), whatever its content. `Ok(None)` if the chunk is already
     /// gone. Verify uses [`ChunkStore::rename_chunk_if_corrupt`] instead.
-    pub fn rename_corrupt_chunk(&self, digest: &Digest) -> Result<Option<PathBuf>, ChunkStoreError> {
+    pub fn rename_corrupt_chunk(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<PathBuf>, ChunkStoreError> {
         if crate::reverted!(self.config.regressions, B21RenameOutsideMutex) {
             return self.rename_to_bad(digest);
         }
@@ -650,12 +696,10 @@ impl<W: World> ChunkStore<W> {
         match self.load_chunk(digest) {
             Ok(_) => Ok(BadRename::Intact),
             Err(ChunkStoreError::Missing { .. }) => Ok(BadRename::Vanished),
-            Err(ChunkStoreError::Corrupt { .. }) => {
-                Ok(match self.rename_to_bad(digest)? {
-                    Some(path) => BadRename::Renamed(path),
-                    None => BadRename::Vanished,
-                })
-            }
+            Err(ChunkStoreError::Corrupt { .. }) => Ok(match self.rename_to_bad(digest)? {
+                Some(path) => BadRename::Renamed(path),
+                None => BadRename::Vanished,
+            }),
             Err(err) => Err(err),
         }
     }
@@ -694,7 +738,9 @@ impl<W: World> ChunkStore<W> {
     /// `lstat` of a chunk file; `None` if it does not exist.
     pub fn chunk_metadata(&self, digest: &Digest) -> Result<Option<Metadata>, ChunkStoreError> {
         let path = self.chunk_path(digest);
-        self.world.try_metadata(&path).map_err(ChunkStoreError::io("stat", &path))
+        self.world
+            .try_metadata(&path)
+            .map_err(ChunkStoreError::io("stat", &path))
     }
 
     /// Reads and validates a chunk (no lock: chunk files are replaced atomically).
@@ -707,8 +753,10 @@ impl<W: World> ChunkStore<W> {
             }
             Err(err) => return Err(ChunkStoreError::io("read", &path)(err)),
         };
-        Chunk::from_blob(*digest, blob)
-            .map_err(|problem| ChunkStoreError::Corrupt { digest: *digest, problem })
+        Chunk::from_blob(*digest, blob).map_err(|problem| ChunkStoreError::Corrupt {
+            digest: *digest,
+            problem,
+        })
     }
 
     /// Phase 2 of GC: removes every chunk and `.bad` file whose atime is older than
@@ -754,8 +802,10 @@ impl<W: World> ChunkStore<W> {
         min_atime: i64,
     ) -> Result<(), ChunkStoreError> {
         self.check_guard(guard);
-        let Some(metadata) =
-            self.world.try_metadata(path).map_err(ChunkStoreError::io("stat", path))?
+        let Some(metadata) = self
+            .world
+            .try_metadata(path)
+            .map_err(ChunkStoreError::io("stat", path))?
         else {
             return Ok(());
         };
@@ -780,8 +830,10 @@ impl<W: World> ChunkStore<W> {
         stats: &mut SweepStats,
     ) -> Result<(), ChunkStoreError> {
         self.check_guard(guard);
-        let Some(metadata) =
-            self.world.try_metadata(path).map_err(ChunkStoreError::io("stat", path))?
+        let Some(metadata) = self
+            .world
+            .try_metadata(path)
+            .map_err(ChunkStoreError::io("stat", path))?
         else {
             return Ok(());
         };
@@ -790,7 +842,9 @@ impl<W: World> ChunkStore<W> {
         }
         let bad = matches!(name, ChunkName::Bad(..));
         if metadata.atime < min_atime {
-            self.world.remove_file(path).map_err(ChunkStoreError::io("unlink", path))?;
+            self.world
+                .remove_file(path)
+                .map_err(ChunkStoreError::io("unlink", path))?;
             if bad {
                 stats.removed_bad += 1;
             } else {
@@ -822,7 +876,9 @@ impl<W: World> ChunkStore<W> {
     /// With [`SyncLevel::Filesystem`]: one `syncfs`, making every insert so far durable.
     pub fn ensure_sync_level(&self) -> Result<(), ChunkStoreError> {
         if self.config.sync_level == SyncLevel::Filesystem {
-            self.world.syncfs(&self.base).map_err(ChunkStoreError::io("syncfs", &self.base))?;
+            self.world
+                .syncfs(&self.base)
+                .map_err(ChunkStoreError::io("syncfs", &self.base))?;
         }
         Ok(())
     }
@@ -833,7 +889,11 @@ impl<W: World> ChunkStore<W> {
         let mut names = Vec::new();
         for index in 0..self.config.fanout.dir_count() {
             let (_, entries) = self.read_prefix_dir(index)?;
-            names.extend(entries.iter().filter_map(|entry| entry.name_str().and_then(ChunkName::parse)));
+            names.extend(
+                entries
+                    .iter()
+                    .filter_map(|entry| entry.name_str().and_then(ChunkName::parse)),
+            );
         }
         Ok(names)
     }
@@ -846,9 +906,18 @@ mod tests {
     #[test]
     fn chunk_names() {
         let digest = Digest::of(b"x");
-        assert_eq!(ChunkName::parse(&digest.to_hex()), Some(ChunkName::Chunk(digest)));
-        assert_eq!(ChunkName::parse(&format!("{digest}.3.bad")), Some(ChunkName::Bad(digest, 3)));
-        assert_eq!(ChunkName::parse(&format!("{digest}.tmp_0000000000000001")), None);
+        assert_eq!(
+            ChunkName::parse(&digest.to_hex()),
+            Some(ChunkName::Chunk(digest))
+        );
+        assert_eq!(
+            ChunkName::parse(&format!("{digest}.3.bad")),
+            Some(ChunkName::Bad(digest, 3))
+        );
+        assert_eq!(
+            ChunkName::parse(&format!("{digest}.tmp_0000000000000001")),
+            None
+        );
         assert_eq!(ChunkName::parse(&format!("{digest}.10.bad")), None);
         assert_eq!(ChunkName::parse("short"), None);
         assert_eq!(ChunkName::parse(&"é".repeat(40)), None);

@@ -195,7 +195,9 @@ pub enum Error {
         cutoff: Duration,
     },
     /// A group's newest snapshot kept vanishing while GC marked it, even under the group lock.
-    #[error("garbage collection gave up on group {group}: its newest snapshot still vanished after {relists} relists")]
+    #[error(
+        "garbage collection gave up on group {group}: its newest snapshot still vanished after {relists} relists"
+    )]
     GcGroupUnstable {
         /// The group.
         group: BackupGroup,
@@ -211,7 +213,6 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-
     // -- prune (datastore/prune.rs) --
 
     // -- verify (datastore/verify.rs) --
@@ -224,7 +225,11 @@ impl Error {
     }
 
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
-        move |source| Error::Io { op, path: path.to_owned(), source }
+        move |source| Error::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -314,7 +319,9 @@ pub struct Datastore<W: World> {
 
 impl<W: World> Clone for Datastore<W> {
     fn clone(&self) -> Self {
-        Datastore { inner: Arc::clone(&self.inner) }
+        Datastore {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -337,8 +344,12 @@ impl<W: World> Datastore<W> {
         config: DatastoreConfig,
         chunk_store: ChunkStore<W>,
     ) -> Datastore<W> {
-        let lock_dir = config.lock_dir.clone().unwrap_or_else(|| base.join(".locks"));
-        let process_locker = ProcessLocker::for_datastore(&world, &base.join(".lock"), &config.chunk_store);
+        let lock_dir = config
+            .lock_dir
+            .clone()
+            .unwrap_or_else(|| base.join(".locks"));
+        let process_locker =
+            ProcessLocker::for_datastore(&world, &base.join(".lock"), &config.chunk_store);
         let inner = Inner {
             world,
             base: base.to_owned(),
@@ -348,7 +359,9 @@ impl<W: World> Datastore<W> {
             process_locker,
             gc_mutex: Mutex::new(()),
         };
-        Datastore { inner: Arc::new(inner) }
+        Datastore {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The world.
@@ -392,7 +405,9 @@ impl<W: World> Datastore<W> {
     }
 
     fn lock_path(&self, kind: &str, parts: &[&str]) -> PathBuf {
-        self.inner.lock_dir.join(format!("{kind}-{}", parts.join("-")))
+        self.inner
+            .lock_dir
+            .join(format!("{kind}-{}", parts.join("-")))
     }
 
     fn group_lock_path(&self, group: &BackupGroup) -> PathBuf {
@@ -408,8 +423,17 @@ impl<W: World> Datastore<W> {
     pub fn lock_group(&self, group: &BackupGroup) -> Result<GroupLock<W>, Error> {
         let path = self.group_lock_path(group);
         let what = format!("backup group {group}");
-        let guard = lock_file(self.world(), &path, &what, LockMode::Exclusive, LockWait::NonBlocking)?;
-        Ok(GroupLock { group: group.clone(), _guard: guard })
+        let guard = lock_file(
+            self.world(),
+            &path,
+            &what,
+            LockMode::Exclusive,
+            LockWait::NonBlocking,
+        )?;
+        Ok(GroupLock {
+            group: group.clone(),
+            _guard: guard,
+        })
     }
 
     /// Takes a snapshot's lock in `mode` without waiting. The snapshot need not exist: callers
@@ -418,7 +442,10 @@ impl<W: World> Datastore<W> {
         let path = self.snapshot_lock_path("snapshot", dir);
         let what = format!("snapshot {dir}");
         let guard = lock_file(self.world(), &path, &what, mode, LockWait::NonBlocking)?;
-        Ok(SnapshotLock { dir: dir.clone(), guard })
+        Ok(SnapshotLock {
+            dir: dir.clone(),
+            guard,
+        })
     }
 
     /// Takes a snapshot's manifest lock, waiting at most the configured timeout.
@@ -427,7 +454,10 @@ impl<W: World> Datastore<W> {
         let what = format!("manifest of {dir}");
         let wait = LockWait::Timeout(self.inner.config.manifest_lock_timeout);
         let guard = lock_file(self.world(), &path, &what, LockMode::Exclusive, wait)?;
-        Ok(ManifestLock { dir: dir.clone(), guard })
+        Ok(ManifestLock {
+            dir: dir.clone(),
+            guard,
+        })
     }
 
     /// Every backup group, sorted by type (vm, ct, host) and id. Directories whose names are not valid types
@@ -437,7 +467,9 @@ impl<W: World> Datastore<W> {
         for ty in [BackupType::Ct, BackupType::Host, BackupType::Vm] {
             let type_dir = self.inner.base.join(ty.as_str());
             for entry in self.list_dir_or_empty(&type_dir)? {
-                let Some(name) = entry.name_str() else { continue };
+                let Some(name) = entry.name_str() else {
+                    continue;
+                };
                 if entry.kind != FileKind::Dir {
                     continue;
                 }
@@ -464,23 +496,35 @@ impl<W: World> Datastore<W> {
         let group_dir = self.group_path(group);
         let mut snapshots = Vec::new();
         for entry in self.list_dir_or_empty(&group_dir)? {
-            let Some(name) = entry.name_str() else { continue };
+            let Some(name) = entry.name_str() else {
+                continue;
+            };
             if entry.kind != FileKind::Dir {
                 continue;
             }
-            let Ok(time) = BackupTime::parse(name) else { continue };
+            let Ok(time) = BackupTime::parse(name) else {
+                continue;
+            };
             let dir = BackupDir::new(group.clone(), time);
             let path = group_dir.join(name);
             let finished = self.exists(&path.join(MANIFEST_BLOB_NAME))?;
             let protected = self.exists(&path.join(PROTECTED_MARKER))?;
-            snapshots.push(SnapshotInfo { dir, finished, protected });
+            snapshots.push(SnapshotInfo {
+                dir,
+                finished,
+                protected,
+            });
         }
         snapshots.sort_by_key(|info| info.dir.time);
         Ok(snapshots)
     }
 
     fn exists(&self, path: &Path) -> Result<bool, Error> {
-        Ok(self.world().try_metadata(path).map_err(Error::io("stat", path))?.is_some())
+        Ok(self
+            .world()
+            .try_metadata(path)
+            .map_err(Error::io("stat", path))?
+            .is_some())
     }
 
     /// Does the snapshot directory exist?
@@ -490,7 +534,10 @@ impl<W: World> Datastore<W> {
 
     /// Reads a snapshot's manifest (no lock: it is only ever replaced atomically).
     pub fn load_manifest(&self, dir: &BackupDir) -> Result<Manifest, Error> {
-        Ok(Manifest::load_from_dir(self.world(), &self.snapshot_path(dir))?)
+        Ok(Manifest::load_from_dir(
+            self.world(),
+            &self.snapshot_path(dir),
+        )?)
     }
 
     /// The only way to change a finished snapshot's manifest: under the manifest lock, load it,
@@ -532,7 +579,11 @@ impl<W: World> Datastore<W> {
         if protected_after != before {
             return Err(Error::ProtectedManifestFields(dir.clone()));
         }
-        after.store(self.world(), &path, self.inner.config.chunk_store.sync_level)?;
+        after.store(
+            self.world(),
+            &path,
+            self.inner.config.chunk_store.sync_level,
+        )?;
         Ok(after)
     }
 
@@ -555,7 +606,10 @@ impl<W: World> Datastore<W> {
             }
         };
         result.map_err(Error::io("update protection", &marker))?;
-        if crate::reverted!(self.config().chunk_store.regressions, ProtectionWithoutDirSync) {
+        if crate::reverted!(
+            self.config().chunk_store.regressions,
+            ProtectionWithoutDirSync
+        ) {
             return Ok(());
         }
         // The marker is a directory entry: durable once its directory is.
@@ -623,11 +677,16 @@ impl<W: World> Datastore<W> {
             }
             _ => {}
         }
-        let unsynced = crate::reverted!(self.config().chunk_store.regressions, ForgetWithoutDirSync);
+        let unsynced =
+            crate::reverted!(self.config().chunk_store.regressions, ForgetWithoutDirSync);
         if !unsynced {
             self.sync_dir(path)?;
         }
-        for entry in self.world().read_dir(path).map_err(Error::io("readdir", path))? {
+        for entry in self
+            .world()
+            .read_dir(path)
+            .map_err(Error::io("readdir", path))?
+        {
             let file = path.join(&entry.name);
             match self.world().remove_file(&file) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -636,7 +695,9 @@ impl<W: World> Datastore<W> {
                 _ => {}
             }
         }
-        self.world().remove_dir(path).map_err(Error::io("rmdir", path))?;
+        self.world()
+            .remove_dir(path)
+            .map_err(Error::io("rmdir", path))?;
         match path.parent() {
             Some(group_dir) if !unsynced => self.sync_dir(group_dir),
             _ => Ok(()),
@@ -662,7 +723,9 @@ impl<W: World> Datastore<W> {
         }
         for entry in &entries {
             let file = group_dir.join(&entry.name);
-            self.world().remove_file(&file).map_err(Error::io("unlink", &file))?;
+            self.world()
+                .remove_file(&file)
+                .map_err(Error::io("unlink", &file))?;
         }
         match self.world().remove_dir(&group_dir) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -672,7 +735,9 @@ impl<W: World> Datastore<W> {
         }
         let path = self.group_lock_path(&group_lock.group);
         match self.world().remove_file(&path) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::io("unlink", &path)(err)),
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("unlink", &path)(err))
+            }
             _ => Ok(()),
         }
     }

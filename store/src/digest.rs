@@ -88,7 +88,10 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Digest::from_hex(&digest.to_hex()), Some(digest));
-        assert_eq!(Digest::from_hex(&digest.to_hex().to_uppercase()), Some(digest));
+        assert_eq!(
+            Digest::from_hex(&digest.to_hex().to_uppercase()),
+            Some(digest)
+        );
         assert_eq!(Digest::from_hex("ab"), None);
         assert_eq!(Digest::from_hex(&"g".repeat(64)), None);
         assert!("x".parse::<Digest>().is_err());

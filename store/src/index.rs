@@ -175,7 +175,11 @@ pub enum IndexError {
 
 impl IndexError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> IndexError + 'p {
-        move |source| IndexError::Io { op, path: path.to_owned(), source }
+        move |source| IndexError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
     }
 
     /// Did the world report the file (or its directory) as missing? GC treats an index removed
@@ -259,7 +263,14 @@ impl FixedIndex {
             return Err(IndexError::BodyLength { body_len, expected });
         }
         let csum = fixed_csum(&digests);
-        Ok(FixedIndex { uuid, ctime, csum, size, chunk_size, digests })
+        Ok(FixedIndex {
+            uuid,
+            ctime,
+            csum,
+            size,
+            chunk_size,
+            digests,
+        })
     }
 
     /// Parses and validates the bytes of a `.fidx` file.
@@ -271,20 +282,40 @@ impl FixedIndex {
         let body = &bytes[INDEX_HEADER_LEN..];
         let expected = count.saturating_mul(FIXED_ENTRY_LEN as u64);
         if body.len() as u64 != expected {
-            return Err(IndexError::BodyLength { body_len: body.len() as u64, expected });
+            return Err(IndexError::BodyLength {
+                body_len: body.len() as u64,
+                expected,
+            });
         }
-        let digests: Vec<Digest> = body.chunks_exact(FIXED_ENTRY_LEN).map(read_digest).collect();
+        let digests: Vec<Digest> = body
+            .chunks_exact(FIXED_ENTRY_LEN)
+            .map(read_digest)
+            .collect();
         let computed = fixed_csum(&digests);
         if computed != header.csum {
-            return Err(IndexError::ChecksumMismatch { stored: header.csum, computed });
+            return Err(IndexError::ChecksumMismatch {
+                stored: header.csum,
+                computed,
+            });
         }
         let Header { uuid, ctime, csum } = header;
-        Ok(FixedIndex { uuid, ctime, csum, size, chunk_size, digests })
+        Ok(FixedIndex {
+            uuid,
+            ctime,
+            csum,
+            size,
+            chunk_size,
+            digests,
+        })
     }
 
     /// Reads and parses the `.fidx` file at `path`.
     pub fn open<W: World>(world: &W, path: &Path) -> Result<FixedIndex, IndexError> {
-        FixedIndex::parse(&world.read_file(path).map_err(IndexError::io("read", path))?)
+        FixedIndex::parse(
+            &world
+                .read_file(path)
+                .map_err(IndexError::io("read", path))?,
+        )
     }
 
     /// The file's bytes: header and body.
@@ -371,7 +402,13 @@ impl DynamicIndex {
         check_increasing(&ends)?;
         let digests: Vec<Digest> = entries.iter().map(|(_, digest)| *digest).collect();
         let csum = dynamic_csum(&ends, &digests);
-        Ok(DynamicIndex { uuid, ctime, csum, ends, digests })
+        Ok(DynamicIndex {
+            uuid,
+            ctime,
+            csum,
+            ends,
+            digests,
+        })
     }
 
     /// Parses and validates the bytes of a `.didx` file.
@@ -379,7 +416,9 @@ impl DynamicIndex {
         let header = Header::parse(bytes, DYNAMIC_INDEX_MAGIC)?;
         let body = &bytes[INDEX_HEADER_LEN..];
         if !body.len().is_multiple_of(DYNAMIC_ENTRY_LEN) {
-            return Err(IndexError::BodyNotWholeEntries { body_len: body.len() as u64 });
+            return Err(IndexError::BodyNotWholeEntries {
+                body_len: body.len() as u64,
+            });
         }
         let entries = body.chunks_exact(DYNAMIC_ENTRY_LEN);
         let ends: Vec<u64> = entries.clone().map(|entry| read_u64(entry, 0..8)).collect();
@@ -387,15 +426,28 @@ impl DynamicIndex {
         let digests: Vec<Digest> = entries.map(|entry| read_digest(&entry[8..])).collect();
         let computed = dynamic_csum(&ends, &digests);
         if computed != header.csum {
-            return Err(IndexError::ChecksumMismatch { stored: header.csum, computed });
+            return Err(IndexError::ChecksumMismatch {
+                stored: header.csum,
+                computed,
+            });
         }
         let Header { uuid, ctime, csum } = header;
-        Ok(DynamicIndex { uuid, ctime, csum, ends, digests })
+        Ok(DynamicIndex {
+            uuid,
+            ctime,
+            csum,
+            ends,
+            digests,
+        })
     }
 
     /// Reads and parses the `.didx` file at `path`.
     pub fn open<W: World>(world: &W, path: &Path) -> Result<DynamicIndex, IndexError> {
-        DynamicIndex::parse(&world.read_file(path).map_err(IndexError::io("read", path))?)
+        DynamicIndex::parse(
+            &world
+                .read_file(path)
+                .map_err(IndexError::io("read", path))?,
+        )
     }
 
     /// The file's bytes: header and body.
@@ -488,13 +540,19 @@ impl IndexFile {
     /// Reads the index at `path`, whose file name (`*.fidx` or `*.didx`) says which format it
     /// must have; a file of the other format is [`IndexError::BadMagic`].
     pub fn open<W: World>(world: &W, path: &Path) -> Result<IndexFile, IndexError> {
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
         match ArchiveKind::from_name(name) {
             Some(ArchiveKind::FixedIndex) => FixedIndex::open(world, path).map(IndexFile::Fixed),
             Some(ArchiveKind::DynamicIndex) => {
                 DynamicIndex::open(world, path).map(IndexFile::Dynamic)
             }
-            _ => Err(IndexError::BadArchiveName { name: name.to_owned(), expected: "index" }),
+            _ => Err(IndexError::BadArchiveName {
+                name: name.to_owned(),
+                expected: "index",
+            }),
         }
     }
 
@@ -602,7 +660,13 @@ impl<W: World> FixedIndexWriter<W> {
     ) -> Result<FixedIndexWriter<W>, IndexError> {
         let count = fixed_chunk_count(size, chunk_size)?;
         let temp = TempIndexFile::create(world, dir, name, ArchiveKind::FixedIndex)?;
-        Ok(FixedIndexWriter { temp, size, chunk_size, count, digests: Vec::new() })
+        Ok(FixedIndexWriter {
+            temp,
+            size,
+            chunk_size,
+            count,
+            digests: Vec::new(),
+        })
     }
 
     /// The same writer with another sync level (see the module documentation).
@@ -630,10 +694,15 @@ impl<W: World> FixedIndexWriter<W> {
     /// Sets the digest of chunk `index` (replacing an earlier one).
     pub fn add_digest(&mut self, index: u64, digest: Digest) -> Result<(), IndexError> {
         if index >= self.count {
-            return Err(IndexError::ChunkIndexOutOfRange { index, count: self.count });
+            return Err(IndexError::ChunkIndexOutOfRange {
+                index,
+                count: self.count,
+            });
         }
-        let slot = usize::try_from(index)
-            .map_err(|_| IndexError::ChunkIndexOutOfRange { index, count: self.count })?;
+        let slot = usize::try_from(index).map_err(|_| IndexError::ChunkIndexOutOfRange {
+            index,
+            count: self.count,
+        })?;
         if slot >= self.digests.len() {
             self.digests.resize(slot + 1, None);
         }
@@ -647,14 +716,21 @@ impl<W: World> FixedIndexWriter<W> {
     pub fn close(mut self) -> Result<ClosedIndex, IndexError> {
         let mut digests = Vec::with_capacity(self.digests.len());
         for index in 0..self.count {
-            let slot = usize::try_from(index).ok().and_then(|slot| self.digests.get(slot));
+            let slot = usize::try_from(index)
+                .ok()
+                .and_then(|slot| self.digests.get(slot));
             match slot {
                 Some(Some(digest)) => digests.push(*digest),
                 _ => return Err(IndexError::MissingDigest { index }),
             }
         }
-        let index =
-            FixedIndex::new(self.temp.uuid, self.temp.ctime, self.size, self.chunk_size, digests)?;
+        let index = FixedIndex::new(
+            self.temp.uuid,
+            self.temp.ctime,
+            self.size,
+            self.chunk_size,
+            digests,
+        )?;
         self.temp.publish(&index.to_bytes())?;
         Ok(ClosedIndex {
             path: self.temp.final_path.clone(),
@@ -678,7 +754,10 @@ impl<W: World> DynamicIndexWriter<W> {
     /// [`FixedIndexWriter::create`].
     pub fn create(world: W, dir: &Path, name: &str) -> Result<DynamicIndexWriter<W>, IndexError> {
         let temp = TempIndexFile::create(world, dir, name, ArchiveKind::DynamicIndex)?;
-        Ok(DynamicIndexWriter { temp, entries: Vec::new() })
+        Ok(DynamicIndexWriter {
+            temp,
+            entries: Vec::new(),
+        })
     }
 
     /// The same writer with another sync level (see the module documentation).
@@ -709,7 +788,11 @@ impl<W: World> DynamicIndexWriter<W> {
         let previous = self.entries.last().map_or(0, |(end, _)| *end);
         if end_offset <= previous {
             let index = self.entries.len();
-            return Err(IndexError::OffsetsNotMonotone { index, previous, end: end_offset });
+            return Err(IndexError::OffsetsNotMonotone {
+                index,
+                previous,
+                end: end_offset,
+            });
         }
         self.entries.push((end_offset, digest));
         Ok(())
@@ -752,7 +835,10 @@ impl<W: World> TempIndexFile<W> {
             ArchiveKind::FixedIndex => "fixed index",
             _ => "dynamic index",
         };
-        let bad_name = || IndexError::BadArchiveName { name: name.to_owned(), expected };
+        let bad_name = || IndexError::BadArchiveName {
+            name: name.to_owned(),
+            expected,
+        };
         if ArchiveKind::from_name(name) != Some(kind) {
             return Err(bad_name());
         }
@@ -785,10 +871,13 @@ impl<W: World> TempIndexFile<W> {
             path: temp_path.clone(),
             source: io::Error::other("index writer already closed"),
         })?;
-        file.write_at(0, bytes).map_err(IndexError::io("write", temp_path))?;
-        file.set_len(bytes.len() as u64).map_err(IndexError::io("truncate", temp_path))?;
+        file.write_at(0, bytes)
+            .map_err(IndexError::io("write", temp_path))?;
+        file.set_len(bytes.len() as u64)
+            .map_err(IndexError::io("truncate", temp_path))?;
         if self.sync_level == SyncLevel::File {
-            file.sync_all().map_err(IndexError::io("fsync", temp_path))?;
+            file.sync_all()
+                .map_err(IndexError::io("fsync", temp_path))?;
         }
         drop(file);
         self.world
@@ -796,7 +885,9 @@ impl<W: World> TempIndexFile<W> {
             .map_err(IndexError::io("rename", temp_path))?;
         self.published = true;
         if self.sync_level == SyncLevel::File {
-            self.world.fsync_dir(&self.dir).map_err(IndexError::io("fsync", &self.dir))?;
+            self.world
+                .fsync_dir(&self.dir)
+                .map_err(IndexError::io("fsync", &self.dir))?;
         }
         Ok(())
     }
@@ -859,7 +950,11 @@ fn check_increasing(ends: &[u64]) -> Result<(), IndexError> {
     let mut previous = 0;
     for (index, &end) in ends.iter().enumerate() {
         if end <= previous {
-            return Err(IndexError::OffsetsNotMonotone { index, previous, end });
+            return Err(IndexError::OffsetsNotMonotone {
+                index,
+                previous,
+                end,
+            });
         }
         previous = end;
     }
@@ -926,7 +1021,9 @@ mod tests {
     const UUID: [u8; 16] = *b"0123456789abcdef";
 
     fn digests(count: usize) -> Vec<Digest> {
-        (0..count).map(|index| Digest::of(&index.to_le_bytes())).collect()
+        (0..count)
+            .map(|index| Digest::of(&index.to_le_bytes()))
+            .collect()
     }
 
     fn fixed_sample() -> FixedIndex {
@@ -935,8 +1032,11 @@ mod tests {
     }
 
     fn dynamic_sample() -> DynamicIndex {
-        let entries: Vec<(u64, Digest)> =
-            digests(4).into_iter().zip([100, 250, 251, 4000]).map(|(d, end)| (end, d)).collect();
+        let entries: Vec<(u64, Digest)> = digests(4)
+            .into_iter()
+            .zip([100, 250, 251, 4000])
+            .map(|(d, end)| (end, d))
+            .collect();
         DynamicIndex::new(UUID, -5, &entries).expect("valid dynamic index")
     }
 
@@ -976,10 +1076,16 @@ mod tests {
             body.extend_from_slice(digest.as_bytes());
         }
         assert_eq!(parsed.compute_csum(), (Digest::of(&body), 10_000));
-        assert_eq!(IndexFile::parse(&bytes).expect("parse").digests(), parsed.digests());
+        assert_eq!(
+            IndexFile::parse(&bytes).expect("parse").digests(),
+            parsed.digests()
+        );
         // An empty image has an empty body.
         let empty = FixedIndex::new(UUID, 0, 0, 1 << 22, Vec::new()).expect("empty");
-        assert_eq!(FixedIndex::parse(&empty.to_bytes()).expect("parse empty"), empty);
+        assert_eq!(
+            FixedIndex::parse(&empty.to_bytes()).expect("parse empty"),
+            empty
+        );
         assert_eq!(empty.csum(), &Digest::of(b""));
     }
 
@@ -990,7 +1096,10 @@ mod tests {
         assert_eq!(bytes.len(), INDEX_HEADER_LEN + 4 * 40);
         assert_eq!(&bytes[0..8], &DYNAMIC_INDEX_MAGIC);
         assert!(bytes[64..INDEX_HEADER_LEN].iter().all(|&byte| byte == 0));
-        assert_eq!(&bytes[INDEX_HEADER_LEN..INDEX_HEADER_LEN + 8], &100u64.to_le_bytes());
+        assert_eq!(
+            &bytes[INDEX_HEADER_LEN..INDEX_HEADER_LEN + 8],
+            &100u64.to_le_bytes()
+        );
         let parsed = DynamicIndex::parse(&bytes).expect("parse");
         assert_eq!(parsed, index);
         assert_eq!(parsed.ctime(), -5);
@@ -1004,13 +1113,19 @@ mod tests {
         assert_eq!(parsed.chunk_from_offset(250), Some(2));
         assert_eq!(parsed.chunk_from_offset(3999), Some(3));
         assert_eq!(parsed.chunk_from_offset(4000), None);
-        assert_eq!(parsed.compute_csum(), (Digest::of(&bytes[INDEX_HEADER_LEN..]), 4000));
+        assert_eq!(
+            parsed.compute_csum(),
+            (Digest::of(&bytes[INDEX_HEADER_LEN..]), 4000)
+        );
         let file = IndexFile::parse(&bytes).expect("parse");
         assert_eq!(file.kind(), ArchiveKind::DynamicIndex);
         assert_eq!(file.chunk_count(), 4);
         let empty = DynamicIndex::new(UUID, 0, &[]).expect("empty");
         assert_eq!(empty.index_bytes(), 0);
-        assert_eq!(DynamicIndex::parse(&empty.to_bytes()).expect("parse empty"), empty);
+        assert_eq!(
+            DynamicIndex::parse(&empty.to_bytes()).expect("parse empty"),
+            empty
+        );
     }
 
     #[test]
@@ -1026,14 +1141,24 @@ mod tests {
                 DynamicIndex::parse(&dynamic[..len]),
                 Err(IndexError::TooShort { .. })
             ));
-            assert!(matches!(IndexFile::parse(&fixed[..len]), Err(IndexError::TooShort { .. })));
+            assert!(matches!(
+                IndexFile::parse(&fixed[..len]),
+                Err(IndexError::TooShort { .. })
+            ));
         }
-        assert!(matches!(FixedIndex::parse(&dynamic), Err(IndexError::BadMagic { magic })
-                if magic == DYNAMIC_INDEX_MAGIC));
-        assert!(matches!(DynamicIndex::parse(&fixed), Err(IndexError::BadMagic { .. })));
+        assert!(
+            matches!(FixedIndex::parse(&dynamic), Err(IndexError::BadMagic { magic })
+                if magic == DYNAMIC_INDEX_MAGIC)
+        );
+        assert!(matches!(
+            DynamicIndex::parse(&fixed),
+            Err(IndexError::BadMagic { .. })
+        ));
         let zeros = vec![0u8; INDEX_HEADER_LEN];
-        assert!(matches!(IndexFile::parse(&zeros), Err(IndexError::BadMagic { magic })
-                if magic == [0; 8]));
+        assert!(
+            matches!(IndexFile::parse(&zeros), Err(IndexError::BadMagic { magic })
+                if magic == [0; 8])
+        );
         // A fixed body cut anywhere: too short for the header's size.
         for cut in [1, 31, 32, 95] {
             let short = &fixed[..fixed.len() - cut];
@@ -1058,7 +1183,10 @@ mod tests {
         }
         // Cut at an entry boundary: whole entries, so the checksum catches it.
         let short = &dynamic[..dynamic.len() - 40];
-        assert!(matches!(DynamicIndex::parse(short), Err(IndexError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            DynamicIndex::parse(short),
+            Err(IndexError::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]
@@ -1077,7 +1205,10 @@ mod tests {
         for size in [10_000 + 4096 * 3, u64::MAX] {
             let mut bytes = good.clone();
             bytes[64..72].copy_from_slice(&size.to_le_bytes());
-            assert!(matches!(FixedIndex::parse(&bytes), Err(IndexError::BodyLength { .. })));
+            assert!(matches!(
+                FixedIndex::parse(&bytes),
+                Err(IndexError::BodyLength { .. })
+            ));
         }
         let mut huge_chunks = good.clone();
         huge_chunks[72..80].copy_from_slice(&(1u64 << 24).to_le_bytes());
@@ -1089,10 +1220,16 @@ mod tests {
         // Flipped body and header checksum bits.
         let mut body_flip = good.clone();
         body_flip[INDEX_HEADER_LEN + 5] ^= 0x10;
-        assert!(matches!(FixedIndex::parse(&body_flip), Err(IndexError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            FixedIndex::parse(&body_flip),
+            Err(IndexError::ChecksumMismatch { .. })
+        ));
         let mut csum_flip = good.clone();
         csum_flip[40] ^= 1;
-        assert!(matches!(FixedIndex::parse(&csum_flip), Err(IndexError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            FixedIndex::parse(&csum_flip),
+            Err(IndexError::ChecksumMismatch { .. })
+        ));
         // Reserved bytes are ignored.
         let mut reserved = good.clone();
         reserved[1000] = 0xff;
@@ -1102,8 +1239,12 @@ mod tests {
     #[test]
     fn dynamic_offsets_must_increase() {
         let good = dynamic_sample();
-        let entries: Vec<(u64, Digest)> =
-            good.end_offsets().iter().copied().zip(good.digests().iter().copied()).collect();
+        let entries: Vec<(u64, Digest)> = good
+            .end_offsets()
+            .iter()
+            .copied()
+            .zip(good.digests().iter().copied())
+            .collect();
         let cases: [(&[u64], usize, u64, u64); 4] = [
             (&[0, 10, 20, 30], 0, 0, 0),
             (&[10, 10, 20, 30], 1, 10, 10),
@@ -1111,10 +1252,17 @@ mod tests {
             (&[10, 20, 30, 30], 3, 30, 30),
         ];
         for (ends, bad_index, bad_previous, bad_end) in cases {
-            let changed: Vec<(u64, Digest)> =
-                ends.iter().zip(&entries).map(|(end, (_, digest))| (*end, *digest)).collect();
+            let changed: Vec<(u64, Digest)> = ends
+                .iter()
+                .zip(&entries)
+                .map(|(end, (_, digest))| (*end, *digest))
+                .collect();
             let expect = |result: Result<DynamicIndex, IndexError>| match result {
-                Err(IndexError::OffsetsNotMonotone { index, previous, end }) => {
+                Err(IndexError::OffsetsNotMonotone {
+                    index,
+                    previous,
+                    end,
+                }) => {
                     assert_eq!((index, previous, end), (bad_index, bad_previous, bad_end));
                 }
                 other => panic!("{ends:?}: {other:?}"),
@@ -1132,7 +1280,10 @@ mod tests {
         }
         let mut flipped = good.to_bytes();
         flipped[INDEX_HEADER_LEN + 20] ^= 1;
-        assert!(matches!(DynamicIndex::parse(&flipped), Err(IndexError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            DynamicIndex::parse(&flipped),
+            Err(IndexError::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]
@@ -1150,7 +1301,11 @@ mod tests {
                     (80..INDEX_HEADER_LEN).contains(&position) || (8..32).contains(&position);
                 let dynamic_size_field =
                     flipped[..8] == DYNAMIC_INDEX_MAGIC && (64..80).contains(&position);
-                assert_eq!(result.is_ok(), reserved || dynamic_size_field, "flip at {position}");
+                assert_eq!(
+                    result.is_ok(),
+                    reserved || dynamic_size_field,
+                    "flip at {position}"
+                );
             }
         }
     }
@@ -1159,7 +1314,10 @@ mod tests {
     fn constructor_checks() {
         assert!(matches!(
             FixedIndex::new(UUID, 0, 10_000, 4096, digests(2)),
-            Err(IndexError::BodyLength { body_len: 64, expected: 96 })
+            Err(IndexError::BodyLength {
+                body_len: 64,
+                expected: 96
+            })
         ));
         assert!(matches!(
             FixedIndex::new(UUID, 0, 10, 12, digests(1)),

@@ -47,6 +47,8 @@ pub mod regressions;
 #[cfg(not(feature = "regressions"))]
 mod regressions_off;
 
-pub use chunk_store::{Chunk, ChunkStore, ChunkStoreConfig, ChunkStoreError, PrefixFanout, SyncLevel};
+pub use chunk_store::{
+    Chunk, ChunkStore, ChunkStoreConfig, ChunkStoreError, PrefixFanout, SyncLevel,
+};
 pub use digest::Digest;
 pub use world::{RealWorld, World};

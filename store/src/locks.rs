@@ -76,11 +76,18 @@ pub enum LockError {
 impl LockError {
     /// Is this contention (retrying later may succeed), rather than an I/O failure?
     pub fn is_contention(&self) -> bool {
-        matches!(self, LockError::Busy { .. } | LockError::TimedOut { .. } | LockError::Replaced { .. })
+        matches!(
+            self,
+            LockError::Busy { .. } | LockError::TimedOut { .. } | LockError::Replaced { .. }
+        )
     }
 
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> LockError + 'p {
-        move |source| LockError::Io { op, path: path.to_owned(), source }
+        move |source| LockError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -117,7 +124,10 @@ impl<W: World> LockGuard<W> {
 
 impl<W: World> std::fmt::Debug for LockGuard<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockGuard").field("path", &self.path).field("mode", &self.mode).finish()
+        f.debug_struct("LockGuard")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -157,28 +167,51 @@ fn lock_file_checked<W: World>(
     identity_check: bool,
 ) -> Result<LockGuard<W>, LockError> {
     if let Some(parent) = path.parent() {
-        world.create_dir_all(parent).map_err(LockError::io("mkdir -p", parent))?;
+        world
+            .create_dir_all(parent)
+            .map_err(LockError::io("mkdir -p", parent))?;
     }
-    let file = world.open(path, OpenOptions::create_keep()).map_err(LockError::io("open", path))?;
+    let file = world
+        .open(path, OpenOptions::create_keep())
+        .map_err(LockError::io("open", path))?;
     match file.lock(mode, wait) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-            return Err(LockError::Busy { what: what.to_owned(), path: path.to_owned() });
+            return Err(LockError::Busy {
+                what: what.to_owned(),
+                path: path.to_owned(),
+            });
         }
         Err(err) if err.kind() == io::ErrorKind::TimedOut => {
-            return Err(LockError::TimedOut { what: what.to_owned(), path: path.to_owned() });
+            return Err(LockError::TimedOut {
+                what: what.to_owned(),
+                path: path.to_owned(),
+            });
         }
         Err(err) => return Err(LockError::io("flock", path)(err)),
     }
     if !identity_check {
-        return Ok(LockGuard { _file: file, path: path.to_owned(), mode });
+        return Ok(LockGuard {
+            _file: file,
+            path: path.to_owned(),
+            mode,
+        });
     }
     let held = file.metadata().map_err(LockError::io("fstat", path))?;
-    let named = world.try_metadata(path).map_err(LockError::io("stat", path))?;
+    let named = world
+        .try_metadata(path)
+        .map_err(LockError::io("stat", path))?;
     if named.map(|metadata| metadata.ino) != Some(held.ino) {
-        return Err(LockError::Replaced { what: what.to_owned(), path: path.to_owned() });
+        return Err(LockError::Replaced {
+            what: what.to_owned(),
+            path: path.to_owned(),
+        });
     }
-    Ok(LockGuard { _file: file, path: path.to_owned(), mode })
+    Ok(LockGuard {
+        _file: file,
+        path: path.to_owned(),
+        mode,
+    })
 }
 
 struct LockerState<F> {
@@ -217,7 +250,12 @@ impl<W: World> ProcessLocker<W> {
     /// This makes a new locker whatever exists: a process must not have two lockers of one file
     /// (race B13). Datastores get theirs through [`ProcessLocker::for_datastore`].
     pub fn new(world: W, path: &Path) -> Arc<ProcessLocker<W>> {
-        let state = LockerState { file: None, exclusive: false, shared: BTreeMap::new(), next_guard_id: 0 };
+        let state = LockerState {
+            file: None,
+            exclusive: false,
+            shared: BTreeMap::new(),
+            next_guard_id: 0,
+        };
         Arc::new(ProcessLocker {
             world,
             path: path.to_owned(),
@@ -233,7 +271,11 @@ impl<W: World> ProcessLocker<W> {
     /// the first one's writers (so its GC would sweep their fresh chunks), and closing its file
     /// would drop the first one's record locks.
     #[cfg_attr(not(feature = "regressions"), allow(unused_variables))]
-    pub fn for_datastore(world: &W, path: &Path, config: &ChunkStoreConfig) -> Arc<ProcessLocker<W>> {
+    pub fn for_datastore(
+        world: &W,
+        path: &Path,
+        config: &ChunkStoreConfig,
+    ) -> Arc<ProcessLocker<W>> {
         let make = || {
             #[allow(unused_mut)]
             let mut locker = ProcessLocker::new(world.clone(), path);
@@ -253,7 +295,10 @@ impl<W: World> ProcessLocker<W> {
     }
 
     fn busy(&self) -> LockError {
-        LockError::Busy { what: "the datastore's process lock".to_owned(), path: self.path.clone() }
+        LockError::Busy {
+            what: "the datastore's process lock".to_owned(),
+            path: self.path.clone(),
+        }
     }
 
     fn set_record_lock(
@@ -286,7 +331,10 @@ impl<W: World> ProcessLocker<W> {
         let id = state.next_guard_id;
         state.next_guard_id += 1;
         state.shared.insert(id, self.world.now());
-        Ok(SharedProcessGuard { locker: Arc::clone(self), id })
+        Ok(SharedProcessGuard {
+            locker: Arc::clone(self),
+            id,
+        })
     }
 
     /// Takes the exclusive lock. Fails busy if this process already holds it, or if another
@@ -299,7 +347,9 @@ impl<W: World> ProcessLocker<W> {
         }
         self.set_record_lock(&mut state.file, Some(LockMode::Exclusive))?;
         state.exclusive = true;
-        Ok(ExclusiveProcessGuard { locker: Arc::clone(self) })
+        Ok(ExclusiveProcessGuard {
+            locker: Arc::clone(self),
+        })
     }
 
     /// Start time of the oldest live writer registered with this locker.
@@ -331,7 +381,11 @@ impl<W: World> ProcessLocker<W> {
         let mut state = self.state.lock();
         let state = &mut *state;
         state.exclusive = false;
-        let keep = if state.shared.is_empty() { None } else { Some(LockMode::Shared) };
+        let keep = if state.shared.is_empty() {
+            None
+        } else {
+            Some(LockMode::Shared)
+        };
         // As above: a failed downgrade cannot be reported from a drop.
         let _ = self.set_record_lock(&mut state.file, keep);
     }
@@ -340,7 +394,13 @@ impl<W: World> ProcessLocker<W> {
 impl<W: World> SharedProcessGuard<W> {
     /// When this writer registered.
     pub fn start_time(&self) -> i64 {
-        self.locker.state.lock().shared.get(&self.id).copied().unwrap_or(i64::MIN)
+        self.locker
+            .state
+            .lock()
+            .shared
+            .get(&self.id)
+            .copied()
+            .unwrap_or(i64::MIN)
     }
 }
 

@@ -126,7 +126,11 @@ pub enum ManifestError {
 
 impl ManifestError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> ManifestError + 'p {
-        move |source| ManifestError::Io { op, path: path.to_owned(), source }
+        move |source| ManifestError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
     }
 
     /// Did the world report the manifest (or its directory) as missing? A snapshot without a
@@ -151,12 +155,20 @@ impl FileInfo {
     /// A checked entry: `filename` must be an archive name other than the manifest's own.
     pub fn new(filename: &str, size: u64, csum: Digest) -> Result<FileInfo, ManifestError> {
         check_filename(filename)?;
-        Ok(FileInfo { filename: filename.to_owned(), size, csum })
+        Ok(FileInfo {
+            filename: filename.to_owned(),
+            size,
+            csum,
+        })
     }
 
     /// The entry of an index a writer has just published.
     pub fn for_index(closed: &ClosedIndex) -> Result<FileInfo, ManifestError> {
-        let filename = closed.path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        let filename = closed
+            .path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
         FileInfo::new(filename, closed.index_bytes, closed.csum)
     }
 
@@ -261,14 +273,19 @@ impl Manifest {
 
     /// The snapshot this manifest belongs to.
     pub fn backup_dir(&self) -> BackupDir {
-        BackupDir::new(BackupGroup::new(self.backup_type, self.backup_id.clone()), self.backup_time)
+        BackupDir::new(
+            BackupGroup::new(self.backup_type, self.backup_id.clone()),
+            self.backup_time,
+        )
     }
 
     /// Appends a file; [`ManifestError::DuplicateFile`] if its name is listed already.
     pub fn add_file(&mut self, file: FileInfo) -> Result<(), ManifestError> {
         check_filename(&file.filename)?;
         if self.file(&file.filename).is_some() {
-            return Err(ManifestError::DuplicateFile { filename: file.filename });
+            return Err(ManifestError::DuplicateFile {
+                filename: file.filename,
+            });
         }
         self.files.push(file);
         Ok(())
@@ -285,7 +302,9 @@ impl Manifest {
         for file in &self.files {
             check_filename(&file.filename)?;
             if !seen.insert(file.filename.as_str()) {
-                return Err(ManifestError::DuplicateFile { filename: file.filename.clone() });
+                return Err(ManifestError::DuplicateFile {
+                    filename: file.filename.clone(),
+                });
             }
         }
         Ok(())
@@ -319,9 +338,16 @@ impl Manifest {
         let mut files = Vec::with_capacity(raw.files.len());
         for file in raw.files {
             let Some(csum) = Digest::from_hex(&file.csum) else {
-                return Err(ManifestError::BadCsum { filename: file.filename, csum: file.csum });
+                return Err(ManifestError::BadCsum {
+                    filename: file.filename,
+                    csum: file.csum,
+                });
             };
-            files.push(FileInfo { filename: file.filename, size: file.size, csum });
+            files.push(FileInfo {
+                filename: file.filename,
+                size: file.size,
+                csum,
+            });
         }
         let manifest = Manifest {
             backup_type: BackupType::parse(&raw.backup_type)?,
@@ -348,7 +374,11 @@ impl Manifest {
     /// `<snapshot>/`[`MANIFEST_BLOB_NAME`]). No lock is needed: the file is only ever replaced
     /// by an atomic rename.
     pub fn load<W: World>(world: &W, path: &Path) -> Result<Manifest, ManifestError> {
-        Manifest::from_blob(&world.read_file(path).map_err(ManifestError::io("read", path))?)
+        Manifest::from_blob(
+            &world
+                .read_file(path)
+                .map_err(ManifestError::io("read", path))?,
+        )
     }
 
     /// Reads `<snapshot_dir>/index.json.blob`.
@@ -375,8 +405,10 @@ impl Manifest {
     ) -> Result<PathBuf, ManifestError> {
         let blob = self.to_blob()?;
         let path = snapshot_dir.join(MANIFEST_BLOB_NAME);
-        let temp =
-            snapshot_dir.join(format!("{MANIFEST_BLOB_NAME}.tmp_{:016x}", world.unique_id()));
+        let temp = snapshot_dir.join(format!(
+            "{MANIFEST_BLOB_NAME}.tmp_{:016x}",
+            world.unique_id()
+        ));
         // A manifest is the publication point of a snapshot: at both durable levels its data
         // must be on disk before its name, and its name before success is reported.
         let sync_file = sync_level != SyncLevel::None;
@@ -384,12 +416,15 @@ impl Manifest {
             let file = world
                 .open(&temp, OpenOptions::create_new())
                 .map_err(ManifestError::io("create", &temp))?;
-            file.write_at(0, &blob).map_err(ManifestError::io("write", &temp))?;
+            file.write_at(0, &blob)
+                .map_err(ManifestError::io("write", &temp))?;
             if sync_file {
                 file.sync_all().map_err(ManifestError::io("fsync", &temp))?;
             }
             drop(file);
-            world.rename(&temp, &path).map_err(ManifestError::io("rename", &temp))
+            world
+                .rename(&temp, &path)
+                .map_err(ManifestError::io("rename", &temp))
         })();
         if written.is_err() {
             // Best effort: a leftover temporary file is no archive name, so nothing reads it.
@@ -397,7 +432,9 @@ impl Manifest {
             written?;
         }
         if sync_file {
-            world.fsync_dir(snapshot_dir).map_err(ManifestError::io("fsync", snapshot_dir))?;
+            world
+                .fsync_dir(snapshot_dir)
+                .map_err(ManifestError::io("fsync", snapshot_dir))?;
         }
         Ok(path)
     }
@@ -414,17 +451,23 @@ impl Manifest {
 
     /// `unprotected.notes`, if set.
     pub fn notes(&self) -> Result<Option<&str>, ManifestError> {
-        let Some(value) = self.unprotected.get(NOTES_KEY) else { return Ok(None) };
+        let Some(value) = self.unprotected.get(NOTES_KEY) else {
+            return Ok(None);
+        };
         <&str>::deserialize(value)
             .map(Some)
-            .map_err(|source| ManifestError::BadUnprotected { key: NOTES_KEY, source })
+            .map_err(|source| ManifestError::BadUnprotected {
+                key: NOTES_KEY,
+                source,
+            })
     }
 
     /// Sets (`Some`) or removes (`None`) `unprotected.notes`.
     pub fn set_notes(&mut self, notes: Option<&str>) {
         match notes {
             Some(notes) => {
-                self.unprotected.insert(NOTES_KEY.to_owned(), Value::String(notes.to_owned()));
+                self.unprotected
+                    .insert(NOTES_KEY.to_owned(), Value::String(notes.to_owned()));
             }
             None => {
                 self.unprotected.remove(NOTES_KEY);
@@ -446,7 +489,9 @@ impl Manifest {
         &self,
         key: &'static str,
     ) -> Result<Option<T>, ManifestError> {
-        let Some(value) = self.unprotected.get(key) else { return Ok(None) };
+        let Some(value) = self.unprotected.get(key) else {
+            return Ok(None);
+        };
         T::deserialize(value)
             .map(Some)
             .map_err(|source| ManifestError::BadUnprotected { key, source })
@@ -461,7 +506,9 @@ impl Manifest {
 
 fn check_filename(filename: &str) -> Result<(), ManifestError> {
     if ArchiveKind::from_name(filename).is_none() || filename == MANIFEST_BLOB_NAME {
-        return Err(ManifestError::BadFilename { filename: filename.to_owned() });
+        return Err(ManifestError::BadFilename {
+            filename: filename.to_owned(),
+        });
     }
     Ok(())
 }
@@ -474,7 +521,9 @@ mod tests {
         let dir = BackupDir::from_relative_path("vm/100/2024-01-02T03:04:05Z").expect("valid dir");
         let mut manifest = Manifest::new(&dir);
         let disk = FileInfo::new("drive-scsi0.img.fidx", 1 << 30, Digest::of(b"disk"));
-        manifest.add_file(disk.expect("valid file")).expect("first file");
+        manifest
+            .add_file(disk.expect("valid file"))
+            .expect("first file");
         let conf = FileInfo::for_blob("qemu-server.conf.blob", b"blob bytes").expect("valid file");
         manifest.add_file(conf).expect("second file");
         manifest
@@ -493,18 +542,31 @@ mod tests {
     fn round_trip_and_field_names() {
         let mut manifest = sample();
         manifest.set_notes(Some("first line\nsecond"));
-        let state = SnapshotVerifyState { state: VerifyState::Failed, upid: "job-7".to_owned() };
+        let state = SnapshotVerifyState {
+            state: VerifyState::Failed,
+            upid: "job-7".to_owned(),
+        };
         manifest.set_verify_state(&state);
-        let stats = ChunkUploadStats { count: 3, size: 30, compressed_size: 20, duplicates: 1 };
+        let stats = ChunkUploadStats {
+            count: 3,
+            size: 30,
+            compressed_size: 20,
+            duplicates: 1,
+        };
         manifest.set_chunk_upload_stats(&stats);
-        manifest.unprotected.insert("other".to_owned(), Value::from(42));
+        manifest
+            .unprotected
+            .insert("other".to_owned(), Value::from(42));
         let blob = manifest.to_blob().expect("encode");
         let decoded = Manifest::from_blob(&blob).expect("decode");
         assert_eq!(decoded, manifest);
         assert_eq!(decoded.verify_state().expect("shape"), Some(state));
         assert_eq!(decoded.notes().expect("shape"), Some("first line\nsecond"));
         assert_eq!(decoded.chunk_upload_stats().expect("shape"), Some(stats));
-        assert_eq!(decoded.backup_dir().to_string(), "vm/100/2024-01-02T03:04:05Z");
+        assert_eq!(
+            decoded.backup_dir().to_string(),
+            "vm/100/2024-01-02T03:04:05Z"
+        );
         let json = json_of(&manifest);
         assert_eq!(json["backup-type"], "vm");
         assert_eq!(json["backup-id"], "100");
@@ -514,12 +576,21 @@ mod tests {
         assert_eq!(json["files"][0]["csum"], Digest::of(b"disk").to_hex());
         assert_eq!(json["unprotected"]["verify_state"]["state"], "failed");
         assert_eq!(json["unprotected"]["verify_state"]["upid"], "job-7");
-        assert_eq!(json["unprotected"]["chunk_upload_stats"]["compressed_size"], 20);
+        assert_eq!(
+            json["unprotected"]["chunk_upload_stats"]["compressed_size"],
+            20
+        );
         manifest.set_notes(None);
         assert_eq!(manifest.notes().expect("shape"), None);
-        let ok = SnapshotVerifyState { state: VerifyState::Ok, upid: String::new() };
+        let ok = SnapshotVerifyState {
+            state: VerifyState::Ok,
+            upid: String::new(),
+        };
         manifest.set_verify_state(&ok);
-        assert_eq!(json_of(&manifest)["unprotected"]["verify_state"]["state"], "ok");
+        assert_eq!(
+            json_of(&manifest)["unprotected"]["verify_state"]["state"],
+            "ok"
+        );
     }
 
     #[test]
@@ -534,11 +605,24 @@ mod tests {
     #[test]
     fn blob_and_json_errors() {
         let blob = sample().to_blob().expect("encode");
-        assert!(matches!(Manifest::from_blob(&blob[..5]), Err(ManifestError::Blob(_))));
+        assert!(matches!(
+            Manifest::from_blob(&blob[..5]),
+            Err(ManifestError::Blob(_))
+        ));
         let mut flipped = blob.clone();
         *flipped.last_mut().expect("non-empty") ^= 1;
-        assert!(matches!(Manifest::from_blob(&flipped), Err(ManifestError::Blob(_))));
-        for payload in [&b""[..], b"[]", b"{", b"null", b"{\"backup-type\":\"vm\"}", b"\xff"] {
+        assert!(matches!(
+            Manifest::from_blob(&flipped),
+            Err(ManifestError::Blob(_))
+        ));
+        for payload in [
+            &b""[..],
+            b"[]",
+            b"{",
+            b"null",
+            b"{\"backup-type\":\"vm\"}",
+            b"\xff",
+        ] {
             let blob = blob::encode(payload).expect("small");
             assert!(
                 matches!(Manifest::from_blob(&blob), Err(ManifestError::Json(_))),
@@ -610,24 +694,44 @@ mod tests {
     #[test]
     fn unprotected_shapes_are_checked() {
         let mut manifest = sample();
-        manifest.unprotected.insert(VERIFY_STATE_KEY.to_owned(), Value::from("ok"));
-        manifest.unprotected.insert(NOTES_KEY.to_owned(), Value::from(7));
-        manifest.unprotected.insert(CHUNK_UPLOAD_STATS_KEY.to_owned(), Value::from(-1));
+        manifest
+            .unprotected
+            .insert(VERIFY_STATE_KEY.to_owned(), Value::from("ok"));
+        manifest
+            .unprotected
+            .insert(NOTES_KEY.to_owned(), Value::from(7));
+        manifest
+            .unprotected
+            .insert(CHUNK_UPLOAD_STATS_KEY.to_owned(), Value::from(-1));
         // Free-form keys survive encoding; the typed accessors report the wrong shapes.
         let decoded = Manifest::from_blob(&manifest.to_blob().expect("encode")).expect("decode");
         assert!(matches!(
             decoded.verify_state(),
-            Err(ManifestError::BadUnprotected { key: "verify_state", .. })
+            Err(ManifestError::BadUnprotected {
+                key: "verify_state",
+                ..
+            })
         ));
-        assert!(matches!(decoded.notes(), Err(ManifestError::BadUnprotected { key: "notes", .. })));
+        assert!(matches!(
+            decoded.notes(),
+            Err(ManifestError::BadUnprotected { key: "notes", .. })
+        ));
         assert!(matches!(
             decoded.chunk_upload_stats(),
-            Err(ManifestError::BadUnprotected { key: "chunk_upload_stats", .. })
+            Err(ManifestError::BadUnprotected {
+                key: "chunk_upload_stats",
+                ..
+            })
         ));
         let mut bad_state = sample();
         let state = serde_json::json!({ "state": "maybe", "upid": "x" });
-        bad_state.unprotected.insert(VERIFY_STATE_KEY.to_owned(), state);
-        assert!(matches!(bad_state.verify_state(), Err(ManifestError::BadUnprotected { .. })));
+        bad_state
+            .unprotected
+            .insert(VERIFY_STATE_KEY.to_owned(), state);
+        assert!(matches!(
+            bad_state.verify_state(),
+            Err(ManifestError::BadUnprotected { .. })
+        ));
     }
 
     #[test]
@@ -643,9 +747,15 @@ mod tests {
             Err(ManifestError::BadFilename { .. })
         ));
         manifest.files.push(duplicate);
-        assert!(matches!(manifest.to_blob(), Err(ManifestError::DuplicateFile { .. })));
+        assert!(matches!(
+            manifest.to_blob(),
+            Err(ManifestError::DuplicateFile { .. })
+        ));
         manifest.files.pop();
         manifest.files[0].filename = "x.tmp_didx".to_owned();
-        assert!(matches!(manifest.to_blob(), Err(ManifestError::BadFilename { .. })));
+        assert!(matches!(
+            manifest.to_blob(),
+            Err(ManifestError::BadFilename { .. })
+        ));
     }
 }

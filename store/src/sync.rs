@@ -134,5 +134,4 @@ impl<S: SyncFamily> Default for Condvar<S> {
     }
 }
 
-
 pub use crate::world::real::StdSync;

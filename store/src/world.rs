@@ -126,22 +126,41 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Open an existing file for reading.
     pub fn read_only() -> Self {
-        OpenOptions { read: true, ..Default::default() }
+        OpenOptions {
+            read: true,
+            ..Default::default()
+        }
     }
 
     /// Create a new file for writing; fails with `AlreadyExists` if it exists.
     pub fn create_new() -> Self {
-        OpenOptions { read: true, write: true, create_new: true, ..Default::default() }
+        OpenOptions {
+            read: true,
+            write: true,
+            create_new: true,
+            ..Default::default()
+        }
     }
 
     /// Create or truncate a file for writing.
     pub fn create_truncate() -> Self {
-        OpenOptions { read: true, write: true, create: true, truncate: true, ..Default::default() }
+        OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            truncate: true,
+            ..Default::default()
+        }
     }
 
     /// Open or create a file for reading and writing without truncating it (lock files).
     pub fn create_keep() -> Self {
-        OpenOptions { read: true, write: true, create: true, ..Default::default() }
+        OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            ..Default::default()
+        }
     }
 }
 

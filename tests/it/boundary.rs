@@ -4,7 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-const FORBIDDEN: [&str; 5] = ["std::fs", "std::thread", "std::process", "libc::", "std::env"];
+const FORBIDDEN: [&str; 5] = [
+    "std::fs",
+    "std::thread",
+    "std::process",
+    "libc::",
+    "std::env",
+];
 
 /// Items of a module that are allowed: `(module, allowed item)`.
 const ALLOWED_ITEMS: [(&str, &str); 2] = [("std::time", "Duration"), ("std::sync", "Arc")];
@@ -12,13 +18,19 @@ const ALLOWED_ITEMS: [(&str, &str); 2] = [("std::time", "Duration"), ("std::sync
 /// The forbidden names a line of code uses (comments are not code).
 fn violations(line: &str) -> Vec<String> {
     let code = line.split("//").next().unwrap_or("");
-    let mut found: Vec<String> =
-        FORBIDDEN.iter().filter(|name| code.contains(*name)).map(|name| name.to_string()).collect();
+    let mut found: Vec<String> = FORBIDDEN
+        .iter()
+        .filter(|name| code.contains(*name))
+        .map(|name| name.to_string())
+        .collect();
     for (module, allowed) in ALLOWED_ITEMS {
         for (index, _) in code.match_indices(module) {
             let rest = &code[index + module.len()..];
             if !rest.starts_with(&format!("::{allowed}")) {
-                found.push(format!("{module}{}", rest.split_whitespace().next().unwrap_or("")));
+                found.push(format!(
+                    "{module}{}",
+                    rest.split_whitespace().next().unwrap_or("")
+                ));
             }
         }
     }
@@ -52,16 +64,26 @@ fn store_stays_behind_the_world_boundary() {
             }
         }
     }
-    assert!(report.is_empty(), "world boundary crossed:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "world boundary crossed:\n{}",
+        report.join("\n")
+    );
 }
 
 #[test]
 fn the_scanner_sees_violations() {
     assert_eq!(violations("use std::fs::File;"), vec!["std::fs"]);
-    assert_eq!(violations("let t = std::time::Instant::now();"), vec!["std::time::Instant::now();"]);
+    assert_eq!(
+        violations("let t = std::time::Instant::now();"),
+        vec!["std::time::Instant::now();"]
+    );
     assert!(violations("use std::time::Duration;").is_empty());
     assert!(violations("use std::sync::Arc;").is_empty());
-    assert_eq!(violations("use std::sync::Mutex;"), vec!["std::sync::Mutex;"]);
+    assert_eq!(
+        violations("use std::sync::Mutex;"),
+        vec!["std::sync::Mutex;"]
+    );
     assert!(violations("// std::fs in a comment").is_empty());
     assert_eq!(violations("unsafe { libc::close(fd) }"), vec!["libc::"]);
 }

@@ -1,6 +1,5 @@
 //! Datastore layout, listing, manifest updates, protection and forget, on both worlds.
 
-
 use store::backup_info::{BackupDir, BackupGroup};
 use store::chunk_store::SyncLevel;
 use store::datastore::{Datastore, Error};
@@ -15,7 +14,9 @@ fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {
     let path = store.snapshot_path(dir);
     store.world().create_dir_all(&path).expect("mkdir snapshot");
     if finished {
-        Manifest::new(dir).store(store.world(), &path, SyncLevel::None).expect("manifest");
+        Manifest::new(dir)
+            .store(store.world(), &path, SyncLevel::None)
+            .expect("manifest");
     }
 }
 
@@ -38,12 +39,25 @@ fn listing_sees_groups_and_snapshots(env: &impl Env) {
     plant(&store, &s1, true);
     plant(&store, &s3, true);
     // Entries that are not groups or snapshots are ignored.
-    store.world().create_dir_all(&store.base().join("vm/..bad")).ok();
-    store.world().create_dir_all(&store.base().join("vm/100/not-a-time")).expect("mkdir");
+    store
+        .world()
+        .create_dir_all(&store.base().join("vm/..bad"))
+        .ok();
+    store
+        .world()
+        .create_dir_all(&store.base().join("vm/100/not-a-time"))
+        .expect("mkdir");
     let groups = store.list_groups().expect("groups");
-    assert_eq!(groups, vec![s1.group.clone(), s3.group.clone()], "vm before host");
+    assert_eq!(
+        groups,
+        vec![s1.group.clone(), s3.group.clone()],
+        "vm before host"
+    );
     let listed = store.list_snapshots(&s1.group).expect("snapshots");
-    let summary: Vec<_> = listed.iter().map(|info| (info.dir.clone(), info.finished)).collect();
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|info| (info.dir.clone(), info.finished))
+        .collect();
     assert_eq!(summary, vec![(s1.clone(), true), (s2.clone(), false)]);
     let vanished = BackupGroup::from_relative_path("ct/1").expect("group");
     assert!(store.list_snapshots(&vanished).expect("empty").is_empty());
@@ -61,9 +75,20 @@ fn update_manifest_changes_only_unprotected(env: &impl Env) {
     let mut manifest = store.load_manifest(&dir).expect("load");
     let info = store::manifest::FileInfo::for_blob("client.log.blob", blob).expect("file info");
     manifest.add_file(info).expect("add");
-    manifest.store(store.world(), &path, SyncLevel::None).expect("the backup writes its manifest");
-    store.update_manifest(&dir, |manifest| manifest.set_notes(Some("first"))).expect("notes");
-    assert_eq!(store.load_manifest(&dir).expect("load").notes().expect("notes"), Some("first"));
+    manifest
+        .store(store.world(), &path, SyncLevel::None)
+        .expect("the backup writes its manifest");
+    store
+        .update_manifest(&dir, |manifest| manifest.set_notes(Some("first")))
+        .expect("notes");
+    assert_eq!(
+        store
+            .load_manifest(&dir)
+            .expect("load")
+            .notes()
+            .expect("notes"),
+        Some("first")
+    );
     let err = store
         .update_manifest(&dir, |manifest| manifest.files.clear())
         .expect_err("protected field");
@@ -72,36 +97,66 @@ fn update_manifest_changes_only_unprotected(env: &impl Env) {
     assert_eq!(reloaded.files.len(), 1);
     assert_eq!(reloaded.notes().expect("notes"), Some("first"));
     let missing = snapshot("vm/100", "2024-02-01T00:00:00Z");
-    let err = store.update_manifest(&missing, |_| {}).expect_err("no manifest");
-    assert!(matches!(err, Error::Manifest(ref inner) if inner.is_not_found()), "{err:?}");
+    let err = store
+        .update_manifest(&missing, |_| {})
+        .expect_err("no manifest");
+    assert!(
+        matches!(err, Error::Manifest(ref inner) if inner.is_not_found()),
+        "{err:?}"
+    );
 }
 
 fn forget_removes_snapshot_and_empty_group(env: &impl Env) {
     let store = new_datastore(env);
-    let (s1, s2) = (snapshot("vm/100", "2024-01-01T00:00:00Z"), snapshot("vm/100", "2024-01-02T00:00:00Z"));
+    let (s1, s2) = (
+        snapshot("vm/100", "2024-01-01T00:00:00Z"),
+        snapshot("vm/100", "2024-01-02T00:00:00Z"),
+    );
     plant(&store, &s1, true);
     plant(&store, &s2, true);
     store.forget_snapshot(&s1).expect("forget s1");
     assert!(!store.snapshot_exists(&s1).expect("stat"));
-    assert!(store.world().try_metadata(&store.group_path(&s1.group)).expect("stat").is_some());
+    assert!(
+        store
+            .world()
+            .try_metadata(&store.group_path(&s1.group))
+            .expect("stat")
+            .is_some()
+    );
     store.forget_snapshot(&s2).expect("forget s2");
-    assert!(store.world().try_metadata(&store.group_path(&s1.group)).expect("stat").is_none());
+    assert!(
+        store
+            .world()
+            .try_metadata(&store.group_path(&s1.group))
+            .expect("stat")
+            .is_none()
+    );
     assert!(store.list_groups().expect("groups").is_empty());
-    let lock_files = store.world().read_dir(&store.base().join(".locks")).expect("lock dir");
+    let lock_files = store
+        .world()
+        .read_dir(&store.base().join(".locks"))
+        .expect("lock dir");
     assert!(lock_files.is_empty(), "lock files left: {lock_files:?}");
-    assert!(matches!(store.forget_snapshot(&s1), Err(Error::SnapshotNotFound(_))));
+    assert!(matches!(
+        store.forget_snapshot(&s1),
+        Err(Error::SnapshotNotFound(_))
+    ));
 }
 
 fn forget_fails_busy_while_snapshot_in_use(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("ct/7", "2024-01-01T00:00:00Z");
     plant(&store, &dir, true);
-    let reader = store.lock_snapshot(&dir, LockMode::Shared).expect("reader session");
+    let reader = store
+        .lock_snapshot(&dir, LockMode::Shared)
+        .expect("reader session");
     let err = store.forget_snapshot(&dir).expect_err("in use");
     assert!(err.is_contention(), "{err:?}");
     assert!(store.snapshot_exists(&dir).expect("stat"));
     drop(reader);
-    store.forget_snapshot(&dir).expect("forget after the reader");
+    store
+        .forget_snapshot(&dir)
+        .expect("forget after the reader");
 }
 
 fn protected_snapshot_is_not_forgotten(env: &impl Env) {
@@ -110,12 +165,18 @@ fn protected_snapshot_is_not_forgotten(env: &impl Env) {
     plant(&store, &dir, true);
     store.set_protection(&dir, true).expect("protect");
     assert!(store.list_snapshots(&dir.group).expect("list")[0].protected);
-    assert!(matches!(store.forget_snapshot(&dir), Err(Error::Protected(_))));
+    assert!(matches!(
+        store.forget_snapshot(&dir),
+        Err(Error::Protected(_))
+    ));
     assert!(store.snapshot_exists(&dir).expect("stat"));
     store.set_protection(&dir, false).expect("unprotect");
     store.forget_snapshot(&dir).expect("forget");
     let missing = snapshot("host/web", "2025-01-01T00:00:00Z");
-    assert!(matches!(store.set_protection(&missing, true), Err(Error::SnapshotNotFound(_))));
+    assert!(matches!(
+        store.set_protection(&missing, true),
+        Err(Error::SnapshotNotFound(_))
+    ));
 }
 
 fn forget_waits_for_manifest_lock_then_gives_up(env: &impl Env) {
@@ -135,8 +196,18 @@ fn forget_leaves_group_held_by_a_backup(env: &impl Env) {
     let dir = snapshot("vm/100", "2024-01-01T00:00:00Z");
     plant(&store, &dir, true);
     let backup = store.lock_group(&dir.group).expect("a running backup");
-    store.forget_snapshot(&dir).expect("forget the last snapshot");
-    assert!(store.world().try_metadata(&store.group_path(&dir.group)).expect("stat").is_some());
-    store.remove_group_locked(&backup).expect("the holder cleans up");
+    store
+        .forget_snapshot(&dir)
+        .expect("forget the last snapshot");
+    assert!(
+        store
+            .world()
+            .try_metadata(&store.group_path(&dir.group))
+            .expect("stat")
+            .is_some()
+    );
+    store
+        .remove_group_locked(&backup)
+        .expect("the holder cleans up");
     assert!(store.list_groups().expect("groups").is_empty());
 }

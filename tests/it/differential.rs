@@ -64,7 +64,8 @@ fn op() -> impl Strategy<Value = Op> {
         slot.clone().prop_map(Op::Unlock),
         (slot.clone(), proptest::option::of(mode()))
             .prop_map(|(slot, mode)| Op::RecordLock(slot, mode)),
-        (slot.clone(), 0..16u64, bytes).prop_map(|(slot, at, data)| Op::WriteHandle(slot, at, data)),
+        (slot.clone(), 0..16u64, bytes)
+            .prop_map(|(slot, at, data)| Op::WriteHandle(slot, at, data)),
         slot.prop_map(Op::ReadHandle),
         name.prop_map(Op::ProbeRecordLock),
     ]
@@ -112,7 +113,14 @@ fn sim_probe(world: &SimWorld<StdSync>, path: &Path) -> io::Result<Option<LockMo
         return Err(io::ErrorKind::IsADirectory.into());
     }
     let other = world.new_process();
-    let file = other.open(path, OpenOptions { read: true, write: true, ..OpenOptions::default() })?;
+    let file = other.open(
+        path,
+        OpenOptions {
+            read: true,
+            write: true,
+            ..OpenOptions::default()
+        },
+    )?;
     let would_block = |result: io::Result<()>| match result {
         Ok(()) => Ok(false),
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(true),
@@ -130,7 +138,11 @@ fn sim_probe(world: &SimWorld<StdSync>, path: &Path) -> io::Result<Option<LockMo
 }
 
 fn path_of(root: &Path, index: usize) -> PathBuf {
-    if index == usize::MAX { root.to_owned() } else { root.join(NAMES[index]) }
+    if index == usize::MAX {
+        root.to_owned()
+    } else {
+        root.join(NAMES[index])
+    }
 }
 
 fn run_ops<E: ProbeEnv>(env: &E, ops: &[Op]) -> Vec<Seen> {
@@ -152,7 +164,9 @@ fn run_ops<E: ProbeEnv>(env: &E, ops: &[Op]) -> Vec<Seen> {
                 } else {
                     OpenOptions::create_truncate()
                 };
-                let written = world.open(&p(*at), options).and_then(|file| file.write_at(0, data));
+                let written = world
+                    .open(&p(*at), options)
+                    .and_then(|file| file.write_at(0, data));
                 seen(written, |()| Seen::Done)
             }
             Op::Read(at) => seen(world.read_file(&p(*at)), Seen::Bytes),
@@ -185,14 +199,18 @@ fn run_ops<E: ProbeEnv>(env: &E, ops: &[Op]) -> Vec<Seen> {
             Op::Flock(slot, mode) => with_handle(&slots[*slot], |file| {
                 seen(file.lock(*mode, LockWait::NonBlocking), |()| Seen::Done)
             }),
-            Op::Unlock(slot) => with_handle(&slots[*slot], |file| seen(file.unlock(), |()| Seen::Done)),
+            Op::Unlock(slot) => {
+                with_handle(&slots[*slot], |file| seen(file.unlock(), |()| Seen::Done))
+            }
             Op::RecordLock(slot, mode) => with_handle(&slots[*slot], |file| {
                 seen(file.record_lock(*mode), |()| Seen::Done)
             }),
             Op::WriteHandle(slot, at, data) => with_handle(&slots[*slot], |file| {
                 seen(file.write_at(*at, data), |()| Seen::Done)
             }),
-            Op::ReadHandle(slot) => with_handle(&slots[*slot], |file| seen(file.read_to_end(), Seen::Bytes)),
+            Op::ReadHandle(slot) => {
+                with_handle(&slots[*slot], |file| seen(file.read_to_end(), Seen::Bytes))
+            }
             Op::ProbeRecordLock(at) => seen(env.probe_record_lock(&p(*at)), Seen::RecordLock),
         };
         results.push(result);
@@ -211,7 +229,14 @@ fn compare(ops: &[Op]) -> Result<(), TestCaseError> {
     let real = run_ops(&RealEnv::new(), ops);
     let simulated = run_ops(&SimEnv::new(), ops);
     for (index, (real, simulated)) in real.iter().zip(&simulated).enumerate() {
-        prop_assert_eq!(real, simulated, "operation {} ({:?}) differs; sequence {:?}", index, ops[index], ops);
+        prop_assert_eq!(
+            real,
+            simulated,
+            "operation {} ({:?}) differs; sequence {:?}",
+            index,
+            ops[index],
+            ops
+        );
     }
     Ok(())
 }
@@ -271,5 +296,9 @@ fn lock_rules_agree() {
         Seen::RecordLock(None),
     ];
     assert_eq!(real, expected, "the real world's rules");
-    assert_eq!(run_ops(&SimEnv::new(), &ops), expected, "the simulated world's rules");
+    assert_eq!(
+        run_ops(&SimEnv::new(), &ops),
+        expected,
+        "the simulated world's rules"
+    );
 }

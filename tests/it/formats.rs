@@ -33,7 +33,9 @@ both_worlds!(
 fn snapshot_dir(env: &impl Env) -> (BackupDir, PathBuf) {
     let snapshot = BackupDir::from_relative_path("vm/100/2024-01-02T03:04:05Z").expect("valid");
     let dir = env.root().join(snapshot.relative_path());
-    env.world().create_dir_all(&dir).expect("create the snapshot directory");
+    env.world()
+        .create_dir_all(&dir)
+        .expect("create the snapshot directory");
     (snapshot, dir)
 }
 
@@ -76,8 +78,16 @@ fn fixed_index_publish_and_read(env: &impl Env) {
         FixedIndexWriter::create(world.clone(), &dir, name, size, 4 << 20).expect("create");
     assert_eq!(writer.chunk_count(), 3);
     assert_eq!(writer.temp_path(), dir.join("drive-scsi0.img.tmp_fidx"));
-    assert!(world.try_metadata(writer.temp_path()).expect("stat").is_some());
-    assert!(archives(&world, &dir).is_empty(), "an in-progress index must be invisible");
+    assert!(
+        world
+            .try_metadata(writer.temp_path())
+            .expect("stat")
+            .is_some()
+    );
+    assert!(
+        archives(&world, &dir).is_empty(),
+        "an in-progress index must be invisible"
+    );
     // Digests arrive out of order, and a chunk may be set twice.
     for index in [2, 0, 1, 0] {
         writer.add_digest(index, digest(index)).expect("in range");
@@ -113,7 +123,11 @@ fn dynamic_index_publish_and_read(env: &impl Env) {
     }
     assert!(matches!(
         writer.add_chunk(10_000, digest(9)),
-        Err(IndexError::OffsetsNotMonotone { index: 4, previous: 10_000, end: 10_000 })
+        Err(IndexError::OffsetsNotMonotone {
+            index: 4,
+            previous: 10_000,
+            end: 10_000
+        })
     ));
     assert_eq!(writer.chunk_count(), 4);
     let closed = writer.close().expect("close");
@@ -137,7 +151,10 @@ fn unclosed_writer_leaves_nothing(env: &impl Env) {
     let mut dynamic = DynamicIndexWriter::create(world.clone(), &dir, "a.didx").expect("create");
     dynamic.add_chunk(10, digest(1)).expect("chunk");
     let fixed = FixedIndexWriter::create(world.clone(), &dir, "b.fidx", 10, 4096).expect("create");
-    assert_eq!(all_names(&world, &dir), vec!["a.tmp_didx".to_owned(), "b.tmp_fidx".to_owned()]);
+    assert_eq!(
+        all_names(&world, &dir),
+        vec!["a.tmp_didx".to_owned(), "b.tmp_fidx".to_owned()]
+    );
     drop(dynamic);
     drop(fixed);
     assert!(all_names(&world, &dir).is_empty());
@@ -146,7 +163,10 @@ fn unclosed_writer_leaves_nothing(env: &impl Env) {
         FixedIndexWriter::create(world.clone(), &dir, "c.fidx", 3 << 12, 4096).expect("create");
     missing.add_digest(0, digest(0)).expect("in range");
     missing.add_digest(2, digest(2)).expect("in range");
-    assert!(matches!(missing.close(), Err(IndexError::MissingDigest { index: 1 })));
+    assert!(matches!(
+        missing.close(),
+        Err(IndexError::MissingDigest { index: 1 })
+    ));
     assert!(all_names(&world, &dir).is_empty());
     // Names that are not archives of the writer's kind are refused before touching the disk.
     for name in ["c.didx", "c.tmp_fidx", ".fidx", "x/c.fidx", "c.blob"] {
@@ -169,7 +189,9 @@ fn unclosed_writer_leaves_nothing(env: &impl Env) {
 }
 
 fn overwrite(world: &impl World, path: &Path, bytes: &[u8]) {
-    let file = world.open(path, OpenOptions::create_truncate()).expect("open for rewrite");
+    let file = world
+        .open(path, OpenOptions::create_truncate())
+        .expect("open for rewrite");
     file.write_at(0, bytes).expect("rewrite");
 }
 
@@ -183,17 +205,29 @@ fn damaged_index_files_are_typed(env: &impl Env) {
     let path = writer.close().expect("close").path;
     let good = world.read_file(&path).expect("read");
     overwrite(&world, &path, &good[..100]);
-    assert!(matches!(FixedIndex::open(&world, &path), Err(IndexError::TooShort { len: 100 })));
+    assert!(matches!(
+        FixedIndex::open(&world, &path),
+        Err(IndexError::TooShort { len: 100 })
+    ));
     overwrite(&world, &path, &good[..good.len() - 1]);
-    assert!(matches!(FixedIndex::open(&world, &path), Err(IndexError::BodyLength { .. })));
+    assert!(matches!(
+        FixedIndex::open(&world, &path),
+        Err(IndexError::BodyLength { .. })
+    ));
     let mut flipped = good.clone();
     flipped[4096 + 3] ^= 1;
     overwrite(&world, &path, &flipped);
-    assert!(matches!(IndexFile::open(&world, &path), Err(IndexError::ChecksumMismatch { .. })));
+    assert!(matches!(
+        IndexFile::open(&world, &path),
+        Err(IndexError::ChecksumMismatch { .. })
+    ));
     // A dynamic index under a fixed-index name.
     let dynamic = DynamicIndex::new([0; 16], 0, &[(5, digest(5))]).expect("valid");
     overwrite(&world, &path, &dynamic.to_bytes());
-    assert!(matches!(IndexFile::open(&world, &path), Err(IndexError::BadMagic { .. })));
+    assert!(matches!(
+        IndexFile::open(&world, &path),
+        Err(IndexError::BadMagic { .. })
+    ));
     assert!(IndexFile::parse(&dynamic.to_bytes()).is_ok());
     // Missing files and non-index names.
     let missing = IndexFile::open(&world, &dir.join("gone.didx")).expect_err("missing");
@@ -214,12 +248,16 @@ fn manifest_store_and_load(env: &impl Env) {
     writer.add_chunk(42, digest(1)).expect("chunk");
     let closed = writer.close().expect("close");
     let mut manifest = Manifest::new(&snapshot);
-    manifest.add_file(FileInfo::for_index(&closed).expect("archive name")).expect("add");
+    manifest
+        .add_file(FileInfo::for_index(&closed).expect("archive name"))
+        .expect("add");
     let conf = b"a configuration blob";
     manifest
         .add_file(FileInfo::for_blob("qemu-server.conf.blob", conf).expect("name"))
         .expect("add");
-    let path = manifest.store(&world, &dir, SyncLevel::File).expect("store");
+    let path = manifest
+        .store(&world, &dir, SyncLevel::File)
+        .expect("store");
     assert_eq!(path, dir.join(MANIFEST_BLOB_NAME));
     assert_eq!(
         all_names(&world, &dir),
@@ -235,9 +273,14 @@ fn manifest_store_and_load(env: &impl Env) {
     // Replacing it (the caller would hold the manifest lock) leaves no temporary file behind.
     let mut updated = loaded;
     updated.set_notes(Some("checked by hand"));
-    let state = SnapshotVerifyState { state: VerifyState::Ok, upid: "verify-1".to_owned() };
+    let state = SnapshotVerifyState {
+        state: VerifyState::Ok,
+        upid: "verify-1".to_owned(),
+    };
     updated.set_verify_state(&state);
-    updated.store(&world, &dir, SyncLevel::None).expect("replace");
+    updated
+        .store(&world, &dir, SyncLevel::None)
+        .expect("replace");
     assert_eq!(all_names(&world, &dir).len(), 2);
     let reloaded = Manifest::load_from_dir(&world, &dir).expect("load");
     assert_eq!(reloaded.notes().expect("shape"), Some("checked by hand"));
@@ -247,17 +290,23 @@ fn manifest_store_and_load(env: &impl Env) {
     let last = bytes.len() - 2;
     bytes[last] ^= 0x20;
     overwrite(&world, &path, &bytes);
-    assert!(matches!(Manifest::load(&world, &path), Err(ManifestError::Blob(_))));
+    assert!(matches!(
+        Manifest::load(&world, &path),
+        Err(ManifestError::Blob(_))
+    ));
     // Storing into a missing directory fails with the path and leaves nothing.
-    let error = manifest.store(&world, &dir.join("gone"), SyncLevel::None).expect_err("no dir");
+    let error = manifest
+        .store(&world, &dir.join("gone"), SyncLevel::None)
+        .expect_err("no dir");
     assert!(error.is_not_found(), "{error}");
 }
 
 fn synced_writers(env: &impl Env) {
     let world = env.world();
     let (_, dir) = snapshot_dir(env);
-    for (n, sync_level) in
-        [SyncLevel::None, SyncLevel::File, SyncLevel::Filesystem].into_iter().enumerate()
+    for (n, sync_level) in [SyncLevel::None, SyncLevel::File, SyncLevel::Filesystem]
+        .into_iter()
+        .enumerate()
     {
         let name = format!("disk{n}.fidx");
         let mut fixed = FixedIndexWriter::create(world.clone(), &dir, &name, 1, 4096)
@@ -265,14 +314,24 @@ fn synced_writers(env: &impl Env) {
             .with_sync_level(sync_level);
         fixed.add_digest(0, digest(0)).expect("in range");
         let fixed = fixed.close().expect("close");
-        assert_eq!(FixedIndex::open(&world, &fixed.path).expect("open").chunk_count(), 1);
+        assert_eq!(
+            FixedIndex::open(&world, &fixed.path)
+                .expect("open")
+                .chunk_count(),
+            1
+        );
         let name = format!("stream{n}.didx");
         let mut dynamic = DynamicIndexWriter::create(world.clone(), &dir, &name)
             .expect("create")
             .with_sync_level(sync_level);
         dynamic.add_chunk(7, digest(7)).expect("chunk");
         let dynamic = dynamic.close().expect("close");
-        assert_eq!(DynamicIndex::open(&world, &dynamic.path).expect("open").index_bytes(), 7);
+        assert_eq!(
+            DynamicIndex::open(&world, &dynamic.path)
+                .expect("open")
+                .index_bytes(),
+            7
+        );
     }
     assert_eq!(archives(&world, &dir).len(), 6);
     assert_eq!(all_names(&world, &dir).len(), 6);

@@ -13,7 +13,12 @@ use crate::support::Env;
 
 const NB: LockWait = LockWait::NonBlocking;
 
-both_worlds!(exclusive_lock_file_conflicts, shared_lock_files_coexist, lock_file_removed_while_held, process_locker_in_one_process);
+both_worlds!(
+    exclusive_lock_file_conflicts,
+    shared_lock_files_coexist,
+    lock_file_removed_while_held,
+    process_locker_in_one_process
+);
 
 fn exclusive_lock_file_conflicts(env: &impl Env) {
     let world = env.world();
@@ -26,7 +31,8 @@ fn exclusive_lock_file_conflicts(env: &impl Env) {
         assert!(err.to_string().contains("group vm/100"), "{err}");
     }
     drop(held);
-    let again = lock_file(&world, &path, "group vm/100", LockMode::Exclusive, NB).expect("free again");
+    let again =
+        lock_file(&world, &path, "group vm/100", LockMode::Exclusive, NB).expect("free again");
     assert_eq!(again.mode(), LockMode::Exclusive);
 }
 
@@ -60,8 +66,13 @@ fn process_locker_in_one_process(env: &impl Env) {
     assert_eq!(locker.writer_count(), 2);
     assert!(locker.oldest_shared_lock().expect("writers") <= second.start_time());
     // Record locks of one process never conflict: GC coexists with this process's writers.
-    let gc = locker.try_exclusive_lock().expect("exclusive within the process");
-    let err = locker.try_exclusive_lock().err().expect("a second exclusive is refused");
+    let gc = locker
+        .try_exclusive_lock()
+        .expect("exclusive within the process");
+    let err = locker
+        .try_exclusive_lock()
+        .err()
+        .expect("a second exclusive is refused");
     assert!(err.is_contention());
     drop((first, second, gc));
     assert_eq!(locker.writer_count(), 0);
@@ -82,11 +93,25 @@ fn process_locker_across_processes() {
     world.create_dir_all(Path::new("/ds")).expect("mkdir");
     let backups = ProcessLocker::new(world, path);
     let gc = ProcessLocker::new(other, path);
-    let writers = [backups.try_shared_lock().expect("w1"), backups.try_shared_lock().expect("w2")];
-    assert!(gc.try_exclusive_lock().err().expect("writers elsewhere").is_contention());
+    let writers = [
+        backups.try_shared_lock().expect("w1"),
+        backups.try_shared_lock().expect("w2"),
+    ];
+    assert!(
+        gc.try_exclusive_lock()
+            .err()
+            .expect("writers elsewhere")
+            .is_contention()
+    );
     drop(writers);
     let exclusive = gc.try_exclusive_lock().expect("no writers left");
-    assert!(backups.try_shared_lock().err().expect("GC elsewhere").is_contention());
+    assert!(
+        backups
+            .try_shared_lock()
+            .err()
+            .expect("GC elsewhere")
+            .is_contention()
+    );
     drop(exclusive);
     drop(backups.try_shared_lock().expect("GC done"));
 }
@@ -105,9 +130,16 @@ fn second_locker_in_a_process_drops_the_first_ones_lock() {
     assert!(gc.try_exclusive_lock().is_err());
     {
         let second = ProcessLocker::new(world, path);
-        drop(second.try_shared_lock().expect("a writer through a second locker"));
+        drop(
+            second
+                .try_shared_lock()
+                .expect("a writer through a second locker"),
+        );
     }
     let exclusive = gc.try_exclusive_lock();
-    assert!(exclusive.is_ok(), "closing the second locker's file dropped the first's lock");
+    assert!(
+        exclusive.is_ok(),
+        "closing the second locker's file dropped the first's lock"
+    );
     drop(writer);
 }

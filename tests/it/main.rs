@@ -5,22 +5,22 @@
 
 mod support;
 
+mod backup;
+mod boundary;
 mod chunk_store;
 mod concurrency;
-mod explore;
-mod boundary;
-mod differential;
-mod locks;
-mod datastore;
-mod formats;
-mod backup;
-mod gc;
-mod prune;
-mod verify;
-mod model;
-mod races_b;
-mod locking_table;
-mod races_a;
-mod races_real;
 mod crash;
+mod datastore;
+mod differential;
+mod explore;
+mod formats;
+mod gc;
+mod locking_table;
+mod locks;
+mod model;
+mod prune;
+mod races_a;
+mod races_b;
+mod races_real;
 mod shrink;
+mod verify;

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use sim::SimWorld;
-use store::backup_info::{BackupDir, BackupGroup, BackupTime, BackupType, BackupId};
+use store::backup_info::{BackupDir, BackupGroup, BackupId, BackupTime, BackupType};
 use store::chunk_store::{Chunk, ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::gc::GcOptions;
@@ -46,11 +46,18 @@ const OWNER: &str = "backup@model";
 #[derive(Debug, Clone)]
 enum Op {
     /// A backup of `group` with these archives (archive index → chunk ids).
-    Backup { group: u8, archives: BTreeMap<u8, Vec<u8>> },
+    Backup {
+        group: u8,
+        archives: BTreeMap<u8, Vec<u8>>,
+    },
     /// Forget the `pick`-th snapshot (oldest first) of `group`.
     Forget { group: u8, pick: u8 },
     /// Prune `group` with keep-last and keep-daily.
-    Prune { group: u8, keep_last: u8, keep_daily: u8 },
+    Prune {
+        group: u8,
+        keep_last: u8,
+        keep_daily: u8,
+    },
     /// Set or clear protection of a snapshot.
     Protect { group: u8, pick: u8, on: bool },
     /// Set a snapshot's notes.
@@ -126,19 +133,27 @@ impl Model {
         if snapshots.is_empty() {
             return None;
         }
-        snapshots.keys().nth(usize::from(pick) % snapshots.len()).copied()
+        snapshots
+            .keys()
+            .nth(usize::from(pick) % snapshots.len())
+            .copied()
     }
 
     /// Prune selection for keep-last and keep-daily (UTC), written from the rules, not from the
     /// store: newest first, protected never counts, a period already kept by an earlier option
     /// is not counted again, later snapshots of a kept period are removed.
     fn prune_removals(&self, group: u8, keep_last: u8, keep_daily: u8) -> BTreeSet<i64> {
-        let Some(snapshots) = self.groups.get(&group) else { return BTreeSet::new() };
+        let Some(snapshots) = self.groups.get(&group) else {
+            return BTreeSet::new();
+        };
         if keep_last == 0 && keep_daily == 0 {
             return BTreeSet::new();
         }
-        let newest_first: Vec<(i64, bool)> =
-            snapshots.iter().rev().map(|(time, snap)| (*time, snap.protected)).collect();
+        let newest_first: Vec<(i64, bool)> = snapshots
+            .iter()
+            .rev()
+            .map(|(time, snap)| (*time, snap.protected))
+            .collect();
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             Keep,
@@ -146,7 +161,8 @@ impl Model {
             Remove,
         }
         let mut marks: BTreeMap<i64, Mark> = BTreeMap::new();
-        let options: [(u8, fn(i64) -> i64); 2] = [(keep_last, |t| t), (keep_daily, |t| t.div_euclid(DAY))];
+        let options: [(u8, fn(i64) -> i64); 2] =
+            [(keep_last, |t| t), (keep_daily, |t| t.div_euclid(DAY))];
         for (count, period) in options {
             if count == 0 {
                 continue;
@@ -212,18 +228,30 @@ impl System {
         let mut config = DatastoreConfig::new(chunk_store);
         config.manifest_lock_timeout = Duration::from_millis(10);
         let store = Datastore::create(world.clone(), Path::new("/ds"), config).expect("create");
-        System { world, store, model: Model::default(), verify_job: 0, last_reused: 0, last_removed: 0 }
+        System {
+            world,
+            store,
+            model: Model::default(),
+            verify_job: 0,
+            last_reused: 0,
+            last_removed: 0,
+        }
     }
 
     fn dir(&self, group: u8, time: i64) -> BackupDir {
-        BackupDir::new(group_of(group), BackupTime::from_epoch(time).expect("valid time"))
+        BackupDir::new(
+            group_of(group),
+            BackupTime::from_epoch(time).expect("valid time"),
+        )
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
             Op::Backup { group, archives } => self.backup(*group, archives),
             Op::Forget { group, pick } => {
-                let Some(time) = self.model.snapshot_time(*group, *pick) else { return Ok(()) };
+                let Some(time) = self.model.snapshot_time(*group, *pick) else {
+                    return Ok(());
+                };
                 let dir = self.dir(*group, time);
                 let protected = self.model.groups[group][&time].protected;
                 match self.store.forget_snapshot(&dir) {
@@ -235,7 +263,11 @@ impl System {
                     other => Err(TestCaseError::fail(format!("forget {dir}: {other:?}"))),
                 }
             }
-            Op::Prune { group, keep_last, keep_daily } => {
+            Op::Prune {
+                group,
+                keep_last,
+                keep_daily,
+            } => {
                 let expected = self.model.prune_removals(*group, *keep_last, *keep_daily);
                 let options = PruneOptions {
                     keep: KeepOptions {
@@ -249,8 +281,7 @@ impl System {
                     .store
                     .prune_group(&group_of(*group), &options)
                     .map_err(|err| TestCaseError::fail(format!("prune: {err}")))?;
-                let removed: BTreeSet<i64> =
-                    report.removed().map(|dir| dir.time.epoch()).collect();
+                let removed: BTreeSet<i64> = report.removed().map(|dir| dir.time.epoch()).collect();
                 prop_assert_eq!(&removed, &expected, "prune removals; report {:?}", report);
                 for time in removed {
                     self.remove(*group, time);
@@ -258,7 +289,9 @@ impl System {
                 Ok(())
             }
             Op::Protect { group, pick, on } => {
-                let Some(time) = self.model.snapshot_time(*group, *pick) else { return Ok(()) };
+                let Some(time) = self.model.snapshot_time(*group, *pick) else {
+                    return Ok(());
+                };
                 let dir = self.dir(*group, time);
                 self.store
                     .set_protection(&dir, *on)
@@ -267,7 +300,9 @@ impl System {
                 Ok(())
             }
             Op::Notes { group, pick, text } => {
-                let Some(time) = self.model.snapshot_time(*group, *pick) else { return Ok(()) };
+                let Some(time) = self.model.snapshot_time(*group, *pick) else {
+                    return Ok(());
+                };
                 let dir = self.dir(*group, time);
                 let notes = format!("notes {text}");
                 self.store
@@ -277,7 +312,9 @@ impl System {
                 Ok(())
             }
             Op::Verify { group, pick } => {
-                let Some(time) = self.model.snapshot_time(*group, *pick) else { return Ok(()) };
+                let Some(time) = self.model.snapshot_time(*group, *pick) else {
+                    return Ok(());
+                };
                 let dir = self.dir(*group, time);
                 self.verify_job += 1;
                 let options = VerifyOptions {
@@ -295,7 +332,10 @@ impl System {
                 Ok(())
             }
             Op::Gc => {
-                let options = GcOptions { atime_safety_check: false, ..GcOptions::default() };
+                let options = GcOptions {
+                    atime_safety_check: false,
+                    ..GcOptions::default()
+                };
                 let outcome = self
                     .store
                     .garbage_collection(&options)
@@ -318,13 +358,20 @@ impl System {
         let specs: Vec<ArchiveSpec> = archives
             .iter()
             .map(|(archive, ids)| {
-                ArchiveSpec::new(ARCHIVES[usize::from(*archive)], ids.iter().map(|id| chunk_data(*id)).collect())
+                ArchiveSpec::new(
+                    ARCHIVES[usize::from(*archive)],
+                    ids.iter().map(|id| chunk_data(*id)).collect(),
+                )
             })
             .collect();
         let outcome = backup_snapshot(&self.store, &dir, OWNER, &specs)
             .map_err(|err| TestCaseError::fail(format!("backup {dir}: {err}")))?;
         // The base is the newest finished snapshot unless its verify failed (never, here).
-        let expected_base = self.model.groups.get(&group).and_then(|s| s.keys().next_back().copied());
+        let expected_base = self
+            .model
+            .groups
+            .get(&group)
+            .and_then(|s| s.keys().next_back().copied());
         prop_assert_eq!(outcome.base.as_ref().map(|b| b.time.epoch()), expected_base);
         self.last_reused = outcome.reused_chunks;
         let snapshot = RefSnapshot {
@@ -336,12 +383,20 @@ impl System {
             verify: None,
             protected: false,
         };
-        self.model.groups.entry(group).or_default().insert(time, snapshot);
+        self.model
+            .groups
+            .entry(group)
+            .or_default()
+            .insert(time, snapshot);
         Ok(())
     }
 
     fn snapshot_mut(&mut self, group: u8, time: i64) -> &mut RefSnapshot {
-        self.model.groups.get_mut(&group).and_then(|s| s.get_mut(&time)).expect("modelled snapshot")
+        self.model
+            .groups
+            .get_mut(&group)
+            .and_then(|s| s.get_mut(&time))
+            .expect("modelled snapshot")
     }
 
     fn remove(&mut self, group: u8, time: i64) {
@@ -372,11 +427,16 @@ impl System {
                     .store
                     .load_manifest(&info.dir)
                     .map_err(|err| TestCaseError::fail(format!("manifest {}: {err}", info.dir)))?;
-                let names: BTreeSet<&str> =
-                    manifest.files.iter().map(|file| file.filename.as_str()).collect();
+                let names: BTreeSet<&str> = manifest
+                    .files
+                    .iter()
+                    .map(|file| file.filename.as_str())
+                    .collect();
                 let want_names: BTreeSet<&str> = want.archives.keys().map(String::as_str).collect();
                 prop_assert_eq!(names, want_names, "archives of {}", info.dir);
-                let notes = manifest.notes().map_err(|err| TestCaseError::fail(err.to_string()))?;
+                let notes = manifest
+                    .notes()
+                    .map_err(|err| TestCaseError::fail(err.to_string()))?;
                 prop_assert_eq!(notes, want.notes.as_deref(), "notes of {}", info.dir);
                 let verify = manifest
                     .verify_state()
@@ -389,9 +449,13 @@ impl System {
         for id in referenced {
             let data = chunk_data(id);
             let digest = Digest::of(&data);
-            let chunk = self.store.chunk_store().load_chunk(&digest).map_err(|err| {
-                TestCaseError::fail(format!("referenced chunk {id} ({digest}) is lost: {err}"))
-            })?;
+            let chunk = self
+                .store
+                .chunk_store()
+                .load_chunk(&digest)
+                .map_err(|err| {
+                    TestCaseError::fail(format!("referenced chunk {id} ({digest}) is lost: {err}"))
+                })?;
             prop_assert_eq!(chunk.data(), &data[..], "chunk {} content", id);
         }
         Ok(())
@@ -429,42 +493,128 @@ proptest! {
 #[test]
 fn every_operation_has_its_effect() {
     let archives = |list: &[(u8, &[u8])]| -> BTreeMap<u8, Vec<u8>> {
-        list.iter().map(|(archive, ids)| (*archive, ids.to_vec())).collect()
+        list.iter()
+            .map(|(archive, ids)| (*archive, ids.to_vec()))
+            .collect()
     };
     let mut system = System::new(Regressions::none());
     let step = |system: &mut System, op: Op| {
-        system.apply(&op).unwrap_or_else(|err| panic!("{op:?}: {err}"));
-        system.check().unwrap_or_else(|err| panic!("after {op:?}: {err}"));
+        system
+            .apply(&op)
+            .unwrap_or_else(|err| panic!("{op:?}: {err}"));
+        system
+            .check()
+            .unwrap_or_else(|err| panic!("after {op:?}: {err}"));
     };
-    step(&mut system, Op::Backup { group: 0, archives: archives(&[(0, &[1, 2]), (2, &[3, 4])]) });
+    step(
+        &mut system,
+        Op::Backup {
+            group: 0,
+            archives: archives(&[(0, &[1, 2]), (2, &[3, 4])]),
+        },
+    );
     assert_eq!(system.last_reused, 0, "a first backup has no base");
     step(&mut system, Op::Advance { secs: HOUR });
-    step(&mut system, Op::Backup { group: 0, archives: archives(&[(0, &[1, 2, 5])]) });
-    assert_eq!(system.last_reused, 2, "chunks 1 and 2 come from the base's root.didx");
-    step(&mut system, Op::Protect { group: 0, pick: 0, on: true });
+    step(
+        &mut system,
+        Op::Backup {
+            group: 0,
+            archives: archives(&[(0, &[1, 2, 5])]),
+        },
+    );
+    assert_eq!(
+        system.last_reused, 2,
+        "chunks 1 and 2 come from the base's root.didx"
+    );
+    step(
+        &mut system,
+        Op::Protect {
+            group: 0,
+            pick: 0,
+            on: true,
+        },
+    );
     step(&mut system, Op::Forget { group: 0, pick: 0 });
-    assert_eq!(system.model.groups[&0].len(), 2, "a protected snapshot is not forgotten");
-    step(&mut system, Op::Notes { group: 0, pick: 1, text: 7 });
+    assert_eq!(
+        system.model.groups[&0].len(),
+        2,
+        "a protected snapshot is not forgotten"
+    );
+    step(
+        &mut system,
+        Op::Notes {
+            group: 0,
+            pick: 1,
+            text: 7,
+        },
+    );
     step(&mut system, Op::Verify { group: 0, pick: 1 });
     step(&mut system, Op::Advance { secs: 2 * DAY });
-    step(&mut system, Op::Backup { group: 1, archives: archives(&[(1, &[6])]) });
-    step(&mut system, Op::Prune { group: 0, keep_last: 1, keep_daily: 0 });
-    assert_eq!(system.model.groups[&0].len(), 2, "prune keeps the protected snapshot");
-    step(&mut system, Op::Protect { group: 0, pick: 0, on: false });
-    step(&mut system, Op::Prune { group: 0, keep_last: 1, keep_daily: 0 });
-    assert_eq!(system.model.groups[&0].len(), 1, "prune removes the older snapshot");
+    step(
+        &mut system,
+        Op::Backup {
+            group: 1,
+            archives: archives(&[(1, &[6])]),
+        },
+    );
+    step(
+        &mut system,
+        Op::Prune {
+            group: 0,
+            keep_last: 1,
+            keep_daily: 0,
+        },
+    );
+    assert_eq!(
+        system.model.groups[&0].len(),
+        2,
+        "prune keeps the protected snapshot"
+    );
+    step(
+        &mut system,
+        Op::Protect {
+            group: 0,
+            pick: 0,
+            on: false,
+        },
+    );
+    step(
+        &mut system,
+        Op::Prune {
+            group: 0,
+            keep_last: 1,
+            keep_daily: 0,
+        },
+    );
+    assert_eq!(
+        system.model.groups[&0].len(),
+        1,
+        "prune removes the older snapshot"
+    );
     step(&mut system, Op::Gc);
-    assert_eq!(system.last_removed, 2, "chunks 3 and 4 lost their last reference two days ago");
+    assert_eq!(
+        system.last_removed, 2,
+        "chunks 3 and 4 lost their last reference two days ago"
+    );
     for id in [3, 4] {
         let digest = Digest::of(&chunk_data(id));
-        assert!(system.store.chunk_store().chunk_metadata(&digest).expect("stat").is_none());
+        assert!(
+            system
+                .store
+                .chunk_store()
+                .chunk_metadata(&digest)
+                .expect("stat")
+                .is_none()
+        );
     }
 }
 
 /// Chunk data of the model is self-consistent (guards the check above against a vacuous pass).
 #[test]
 fn chunk_data_is_distinct_per_id() {
-    let digests: BTreeSet<Digest> = (0..CHUNK_IDS).map(|id| Digest::of(&chunk_data(id))).collect();
+    let digests: BTreeSet<Digest> = (0..CHUNK_IDS)
+        .map(|id| Digest::of(&chunk_data(id)))
+        .collect();
     assert_eq!(digests.len(), usize::from(CHUNK_IDS));
     assert!(Chunk::from_data(&chunk_data(0)).is_ok());
 }
@@ -486,15 +636,28 @@ fn planted_gc_bug_is_found_and_shrinks() {
         other => panic!("the planted bug was not found: {other:?}"),
     };
     eprintln!("planted bug: {reason}\nminimal sequence: {minimal:#?}");
-    assert!(reason.to_string().contains("is lost"), "unexpected failure: {reason}");
+    assert!(
+        reason.to_string().contains("is lost"),
+        "unexpected failure: {reason}"
+    );
     assert!(
         minimal.len() <= 5,
         "shrunk to {} steps, expected at most 5: {minimal:#?}",
         minimal.len()
     );
-    let backups = minimal.iter().filter(|op| matches!(op, Op::Backup { .. })).count();
-    assert!(backups >= 2, "a lost chunk needs an older snapshot: {minimal:#?}");
-    assert!(matches!(minimal.last(), Some(Op::Gc)), "the loss shows after a GC: {minimal:#?}");
+    let backups = minimal
+        .iter()
+        .filter(|op| matches!(op, Op::Backup { .. }))
+        .count();
+    assert!(
+        backups >= 2,
+        "a lost chunk needs an older snapshot: {minimal:#?}"
+    );
+    assert!(
+        matches!(minimal.last(), Some(Op::Gc)),
+        "the loss shows after a GC: {minimal:#?}"
+    );
     // The same sequence passes with the bug fixed.
-    run_sequence(&minimal, Regressions::none()).expect("the fixed store passes the minimal sequence");
+    run_sequence(&minimal, Regressions::none())
+        .expect("the fixed store passes the minimal sequence");
 }

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sim::SimWorld;
-use store::sync::StdSync;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::{Datastore, DatastoreConfig};
+use store::sync::StdSync;
 use store::world::{RealWorld, World};
 
 /// A world plus what a generic test needs beyond the [`World`] trait.
@@ -29,7 +29,9 @@ pub struct RealEnv {
 
 impl RealEnv {
     pub fn new() -> RealEnv {
-        RealEnv { dir: tempfile::tempdir().expect("create a temporary directory") }
+        RealEnv {
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        }
     }
 }
 
@@ -47,7 +49,8 @@ impl Env for RealEnv {
     fn set_atime(&self, path: &Path, atime: i64) {
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(atime as u64);
         let file = std::fs::File::open(path).expect("open to set atime");
-        file.set_times(std::fs::FileTimes::new().set_accessed(time)).expect("set atime");
+        file.set_times(std::fs::FileTimes::new().set_accessed(time))
+            .expect("set atime");
     }
 }
 

@@ -100,7 +100,6 @@ impl Twin {
         let scratch = Scratch::new()?;
         (self.run)(&scratch.path, reverted)
     }
-
 }
 
 /// The tally of [`run_twin`].

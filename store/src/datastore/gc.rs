@@ -639,14 +639,20 @@ impl<W: World> Datastore<W> {
 
     /// Phase 1: the group passes, then the leftovers of the walk.
     fn mark_used_chunks(&self, mark: &mut Mark) -> Result<(), Error> {
-        if crate::reverted!(self.config().chunk_store.regressions, B18GcMarksFromStartList) {
+        if crate::reverted!(
+            self.config().chunk_store.regressions,
+            B18GcMarksFromStartList
+        ) {
             // Race B18: only the index files listed at phase-1 start are marked.
             for path in std::mem::take(&mut mark.unprocessed) {
                 match IndexFile::open(self.world(), &path) {
                     Ok(index) => self.mark_index(mark, &path, &index)?,
                     Err(err)
                         if err.is_not_found()
-                            && !crate::reverted!(self.config().chunk_store.regressions, B9GcAbortsOnVanishedIndex) => {}
+                            && !crate::reverted!(
+                                self.config().chunk_store.regressions,
+                                B9GcAbortsOnVanishedIndex
+                            ) => {}
                     Err(err) => return Err(err.into()),
                 }
             }
@@ -664,7 +670,10 @@ impl<W: World> Datastore<W> {
                 }
                 Err(err)
                     if err.is_not_found()
-                        && !crate::reverted!(self.config().chunk_store.regressions, B9GcAbortsOnVanishedIndex) => {}
+                        && !crate::reverted!(
+                            self.config().chunk_store.regressions,
+                            B9GcAbortsOnVanishedIndex
+                        ) => {}
                 Err(err) => return Err(err.into()),
             }
         }
@@ -704,12 +713,18 @@ impl<W: World> Datastore<W> {
         // the newest finished one: that is the base any running backup of the group reuses
         // chunks from, and newer unfinished snapshots listed before it may have had no index
         // yet when this pass reached them.
-        let window_reverted =
-            crate::reverted!(self.config().chunk_store.regressions, GcRelistIgnoresUnfinished);
+        let window_reverted = crate::reverted!(
+            self.config().chunk_store.regressions,
+            GcRelistIgnoresUnfinished
+        );
         let newest_finished = if window_reverted {
             0
         } else {
-            snapshots.iter().rev().position(|info| info.finished).unwrap_or(0)
+            snapshots
+                .iter()
+                .rev()
+                .position(|info| info.finished)
+                .unwrap_or(0)
         };
         // Race B9: with the fix reverted, a snapshot or index that vanished since the listing
         // (a concurrent forget or prune) aborts the run.
@@ -774,7 +789,10 @@ impl<W: World> Datastore<W> {
         if !window_reverted {
             let listed: BTreeSet<&BackupDir> = snapshots.iter().map(|info| &info.dir).collect();
             let after = self.list_snapshots(group)?;
-            if after.iter().any(|info| info.finished && !listed.contains(&info.dir)) {
+            if after
+                .iter()
+                .any(|info| info.finished && !listed.contains(&info.dir))
+            {
                 return Ok(GroupPass::Changed);
             }
         }

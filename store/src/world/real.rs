@@ -50,9 +50,9 @@ static PROCESS_SHARED: Mutex<BTreeMap<PathBuf, Weak<dyn Any + Send + Sync>>> =
 /// two spellings of one path name one registry entry.
 fn registry_key(key: &Path) -> PathBuf {
     match (key.parent(), key.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
-            fs::canonicalize(parent).map(|dir| dir.join(name)).unwrap_or_else(|_| key.to_owned())
-        }
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => fs::canonicalize(parent)
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| key.to_owned()),
         _ => key.to_owned(),
     }
 }
@@ -100,7 +100,9 @@ impl World for RealWorld {
     fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
         let key = registry_key(key);
         // The registry is only ever left consistent, so a poisoned lock is still usable.
-        let mut registry = PROCESS_SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut registry = PROCESS_SHARED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         registry.retain(|_, object| object.strong_count() > 0);
         if let Some(object) = registry.get(&key).and_then(Weak::upgrade) {
             return object;
@@ -145,7 +147,10 @@ impl World for RealWorld {
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(err),
             };
-            entries.push(DirEntry { name: entry.file_name(), kind });
+            entries.push(DirEntry {
+                name: entry.file_name(),
+                kind,
+            });
         }
         Ok(entries)
     }
@@ -157,15 +162,30 @@ impl World for RealWorld {
     fn touch_atime(&self, path: &Path) -> io::Result<()> {
         let path = c_path(path)?;
         let times = [
-            libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
-            libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_NOW,
+            },
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
         ];
         // SAFETY: `path` is a valid NUL-terminated string and `times` points to two timespecs,
         // as utimensat(2) requires; both outlive the call.
         let rc = unsafe {
-            libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+            libc::utimensat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
         };
-        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn open(&self, path: &Path, options: OpenOptions) -> io::Result<RealFile> {
@@ -187,7 +207,11 @@ impl World for RealWorld {
         let file = fs::File::open(path)?;
         // SAFETY: the descriptor is open for the duration of the call.
         let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
-        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 
@@ -226,7 +250,9 @@ impl RealFile {
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EACCES) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+            Some(libc::EAGAIN) | Some(libc::EACCES) => {
+                Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
             _ => Err(err),
         }
     }
@@ -324,7 +350,9 @@ impl SyncFamily for StdSync {
     }
 
     fn lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Self::Guard<'a, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn try_lock<'a, T: Send + 'static>(mutex: &'a Self::Mutex<T>) -> Option<Self::Guard<'a, T>> {
@@ -343,7 +371,9 @@ impl SyncFamily for StdSync {
         condvar: &Self::Condvar,
         guard: Self::Guard<'a, T>,
     ) -> Self::Guard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+        condvar
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn wait_timeout<'a, T: Send + 'static>(
