@@ -360,15 +360,15 @@ fn list(cli: &Cli, group: Option<&str>) -> Result<Outcome, CliError> {
         for info in store.list_snapshots(&group)? {
             let mut files = Vec::new();
             let mut notes = None;
-            if info.finished {
-                if let Ok(manifest) = store.load_manifest(&info.dir) {
-                    files = manifest
-                        .files
-                        .iter()
-                        .map(|f| json!({"name": f.filename, "size": f.size}))
-                        .collect();
-                    notes = manifest.notes().ok().flatten().map(str::to_owned);
-                }
+            if info.finished
+                && let Ok(manifest) = store.load_manifest(&info.dir)
+            {
+                files = manifest
+                    .files
+                    .iter()
+                    .map(|f| json!({"name": f.filename, "size": f.size}))
+                    .collect();
+                notes = manifest.notes().ok().flatten().map(str::to_owned);
             }
             let state = if info.finished {
                 "finished"

@@ -398,7 +398,7 @@ fn failed_verify_base_is_not_used(env: &impl Env) {
     );
     // The failed snapshot still counts for the time check.
     let older = snapshot("vm/100", "2024-01-02T12:00:00Z");
-    let err = store.start_backup(&older, OWNER).err().expect("not newer");
+    let err = store.start_backup(&older, OWNER).expect_err("not newer");
     assert!(matches!(err, Error::BackupTimeNotNewer { .. }), "{err:?}");
 }
 
@@ -422,8 +422,7 @@ fn unreadable_base_manifest_means_no_base(env: &impl Env) {
     // It still is the newest finished snapshot for the time check.
     let err = store
         .start_backup(&snapshot("ct/200", "2024-01-01T12:00:00Z"), OWNER)
-        .err()
-        .expect("not newer than the corrupt one");
+        .expect_err("not newer than the corrupt one");
     assert!(matches!(err, Error::BackupTimeNotNewer { .. }), "{err:?}");
 }
 
@@ -456,7 +455,7 @@ fn backup_time_must_be_newer(env: &impl Env) {
         .world()
         .create_dir(&store.snapshot_path(&crashed))
         .expect("mkdir");
-    let err = store.start_backup(&crashed, OWNER).err().expect("exists");
+    let err = store.start_backup(&crashed, OWNER).expect_err("exists");
     assert!(
         matches!(err, Error::SnapshotExists(ref dir) if *dir == crashed),
         "{err:?}"
@@ -480,10 +479,7 @@ fn one_backup_per_group(env: &impl Env) {
         .start_backup(&snapshot("vm/100", "2024-01-01T00:00:00Z"), OWNER)
         .expect("first");
     let second = snapshot("vm/100", "2024-01-02T00:00:00Z");
-    let err = store
-        .start_backup(&second, OWNER)
-        .err()
-        .expect("group busy");
+    let err = store.start_backup(&second, OWNER).expect_err("group busy");
     assert!(err.is_contention(), "{err:?}");
     assert!(!store.snapshot_exists(&second).expect("stat"));
     // Another group is independent.
@@ -534,7 +530,7 @@ fn forget_of_base_or_running_snapshot_fails_busy(env: &impl Env) {
     }
     // Protection and shared users are unaffected by the base lock; the new one is exclusive.
     assert!(store.open_reader(&s1).is_ok(), "readers share the base");
-    let err = store.open_reader(&s2).err().expect("being written");
+    let err = store.open_reader(&s2).expect_err("being written");
     assert!(err.is_contention(), "{err:?}");
     let writer = session
         .create_dynamic_index("root.pxar.didx")
@@ -680,14 +676,12 @@ fn session_input_is_validated(env: &impl Env) {
     for name in ["a/b.didx", "x.txt", "x.fidx", ".didx", "x.tmp_didx"] {
         let err = session
             .create_dynamic_index(name)
-            .err()
-            .expect("bad dynamic name");
+            .expect_err("bad dynamic name");
         assert!(matches!(err, Error::Protocol { .. }), "{name}: {err:?}");
     }
     let err = session
         .create_fixed_index("x.fidx", 3000)
-        .err()
-        .expect("bad chunk size");
+        .expect_err("bad chunk size");
     assert!(
         matches!(
             err,
@@ -718,8 +712,7 @@ fn session_input_is_validated(env: &impl Env) {
     let writer = session.create_dynamic_index("root.didx").expect("writer");
     let err = session
         .create_dynamic_index("root.didx")
-        .err()
-        .expect("same archive twice");
+        .expect_err("same archive twice");
     assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
     // Finish with a writer still open fails and removes the snapshot.
     let mut manifest = Manifest::new(&dir);
@@ -797,7 +790,7 @@ fn owner_is_checked_and_can_be_changed(env: &impl Env) {
     }
     assert!(!store.snapshot_exists(&s2).expect("stat"));
     for bad in ["", "bob\nroot", "tab\there"] {
-        let err = store.start_backup(&s2, bad).err().expect("invalid owner");
+        let err = store.start_backup(&s2, bad).expect_err("invalid owner");
         assert!(matches!(err, Error::InvalidOwner(_)), "{bad:?}: {err:?}");
         let err = store
             .set_group_owner(&s1.group, bad)
@@ -816,7 +809,7 @@ fn owner_is_checked_and_can_be_changed(env: &impl Env) {
         .read_file(&store.group_path(&s1.group).join("owner"))
         .expect("read");
     assert_eq!(owner_file, b"bob@pbs\n");
-    let err = store.start_backup(&s2, OWNER).err().expect("alice lost it");
+    let err = store.start_backup(&s2, OWNER).expect_err("alice lost it");
     assert!(matches!(err, Error::OwnerMismatch { .. }), "{err:?}");
     backup_snapshot(&store, &s2, "bob@pbs", &first_archives()).expect("bob's backup");
     // A group without a recorded owner takes no backups until one is set.
@@ -826,7 +819,7 @@ fn owner_is_checked_and_can_be_changed(env: &impl Env) {
         .expect("unlink");
     assert_eq!(store.group_owner(&s1.group).expect("owner"), None);
     let s3 = snapshot("vm/100", "2024-01-03T00:00:00Z");
-    let err = store.start_backup(&s3, OWNER).err().expect("no owner");
+    let err = store.start_backup(&s3, OWNER).expect_err("no owner");
     assert!(
         matches!(err, Error::NoOwner(ref group) if *group == s1.group),
         "{err:?}"
@@ -923,7 +916,7 @@ fn reader_needs_an_existing_unlocked_snapshot(env: &impl Env) {
         Ok(_) => panic!("a reader opened a missing snapshot"),
     }
     let session = store.start_backup(&missing, OWNER).expect("start");
-    let err = store.open_reader(&missing).err().expect("being written");
+    let err = store.open_reader(&missing).expect_err("being written");
     assert!(err.is_contention(), "{err:?}");
     drop(session);
     assert!(matches!(

@@ -80,12 +80,12 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     );
     prop_oneof![
         4 => (group.clone(), archives).prop_map(|(group, archives)| Op::Backup { group, archives }),
-        1 => (group.clone(), pick.clone()).prop_map(|(group, pick)| Op::Forget { group, pick }),
+        1 => (group.clone(), pick).prop_map(|(group, pick)| Op::Forget { group, pick }),
         1 => (group.clone(), 0..3u8, 0..3u8)
             .prop_map(|(group, keep_last, keep_daily)| Op::Prune { group, keep_last, keep_daily }),
-        1 => (group.clone(), pick.clone(), any::<bool>())
+        1 => (group.clone(), pick, any::<bool>())
             .prop_map(|(group, pick, on)| Op::Protect { group, pick, on }),
-        1 => (group.clone(), pick.clone(), any::<u8>())
+        1 => (group.clone(), pick, any::<u8>())
             .prop_map(|(group, pick, text)| Op::Notes { group, pick, text }),
         1 => (group, pick).prop_map(|(group, pick)| Op::Verify { group, pick }),
         2 => Just(Op::Gc),
@@ -161,8 +161,8 @@ impl Model {
             Remove,
         }
         let mut marks: BTreeMap<i64, Mark> = BTreeMap::new();
-        let options: [(u8, fn(i64) -> i64); 2] =
-            [(keep_last, |t| t), (keep_daily, |t| t.div_euclid(DAY))];
+        type Period = fn(i64) -> i64;
+        let options: [(u8, Period); 2] = [(keep_last, |t| t), (keep_daily, |t| t.div_euclid(DAY))];
         for (count, period) in options {
             if count == 0 {
                 continue;
