@@ -42,8 +42,9 @@ use std::path::{Path, PathBuf};
 
 use crate::blob::{self, BlobError};
 use crate::digest::Digest;
+use crate::publish::{Durability, IoError, PublishError, publish_file};
 use crate::sync::{Mutex, SyncFamily};
-use crate::world::{DirEntry, FileKind, Metadata, OpenOptions, World, WorldFile};
+use crate::world::{DirEntry, FileKind, Metadata, World};
 
 #[cfg(feature = "regressions")]
 use crate::regressions::Regressions;
@@ -178,16 +179,8 @@ pub enum ChunkProblem {
 #[non_exhaustive]
 pub enum ChunkStoreError {
     /// The world failed an operation.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The operation, e.g. `"stat"`.
-        op: &'static str,
-        /// The path it was applied to.
-        path: PathBuf,
-        /// The OS (or simulated) error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// `open` found no chunk store, or one with another fan-out.
     #[error("{} is not a chunk store with this fan-out: {reason}", path.display())]
     NotAChunkStore {
@@ -226,11 +219,7 @@ pub enum ChunkStoreError {
 
 impl ChunkStoreError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> ChunkStoreError + 'p {
-        move |source| ChunkStoreError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        move |source| ChunkStoreError::Io(IoError::new(op, path, source))
     }
 }
 
@@ -564,43 +553,27 @@ impl<W: World> ChunkStore<W> {
         blob: &[u8],
     ) -> Result<(), ChunkStoreError> {
         let dir = self.prefix_dir(digest);
-        let temp = dir.join(format!("{digest}.tmp_{:016x}", self.world.unique_id()));
         let sync_file = self.config.sync_level == SyncLevel::File;
-        let written = (|| {
-            let file = self
-                .world
-                .open(&temp, OpenOptions::create_new())
-                .map_err(ChunkStoreError::io("create", &temp))?;
-            file.write_at(0, blob)
-                .map_err(ChunkStoreError::io("write", &temp))?;
-            if sync_file {
-                file.sync_all()
-                    .map_err(ChunkStoreError::io("fsync", &temp))?;
+        let name = format!("{digest}");
+        match publish_file(&self.world, &dir, &name, blob, Durability::when(sync_file)) {
+            Ok(_) => {}
+            Err(PublishError::NotPublished(err)) => return Err(err.into()),
+            Err(PublishError::NameNotDurable(err)) => {
+                if crate::reverted!(self.config.regressions, ChunkKeptAfterDirSyncError) {
+                    return Err(err.into());
+                }
+                // The chunk's name may not be durable. Left in place, the next insert of the
+                // digest would find it, report it stored and let a backup succeed on a chunk a
+                // crash can take away. Nothing references it yet (we hold the mutex since it
+                // was missing), so it goes; a retried fsync would prove nothing (its error is
+                // reported only once).
+                if self.world.remove_file(path).is_err() {
+                    // Still there (the disk keeps failing): remember it, so that no insert of
+                    // this store takes it for a durable duplicate.
+                    self.unsynced.lock().insert(*digest);
+                }
+                return Err(err.into());
             }
-            drop(file);
-            self.world
-                .rename(&temp, path)
-                .map_err(ChunkStoreError::io("rename", &temp))
-        })();
-        if written.is_err() {
-            // Best effort: a leftover temporary file is ignored by sweep and by listings.
-            let _ = self.world.remove_file(&temp);
-            return written;
-        }
-        if sync_file && let Err(err) = self.world.fsync_dir(&dir) {
-            if crate::reverted!(self.config.regressions, ChunkKeptAfterDirSyncError) {
-                return Err(ChunkStoreError::io("fsync", &dir)(err));
-            }
-            // The chunk's name may not be durable. Left in place, the next insert of the digest
-            // would find it, report it stored and let a backup succeed on a chunk a crash can
-            // take away. Nothing references it yet (we hold the mutex since it was missing), so
-            // it goes; a retried fsync would prove nothing (its error is reported only once).
-            if self.world.remove_file(path).is_err() {
-                // Still there (the disk keeps failing): remember it, so that no insert of
-                // this store takes it for a durable duplicate.
-                self.unsynced.lock().insert(*digest);
-            }
-            return Err(ChunkStoreError::io("fsync", &dir)(err));
         }
         if sync_file {
             self.unsynced.lock().remove(digest);

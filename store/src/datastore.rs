@@ -34,6 +34,7 @@ use crate::digest::Digest;
 use crate::index::IndexError;
 use crate::locks::{LockError, LockGuard, ProcessLocker, lock_file};
 use crate::manifest::{MANIFEST_BLOB_NAME, Manifest, ManifestError};
+use crate::publish::IoError;
 use crate::sync::Mutex;
 use crate::world::{FileKind, LockMode, LockWait, World};
 
@@ -89,16 +90,8 @@ pub enum Error {
     #[error(transparent)]
     Name(#[from] NameError),
     /// The world failed an operation.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The operation.
-        op: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The snapshot does not exist.
     #[error("snapshot {0} does not exist")]
     SnapshotNotFound(BackupDir),
@@ -108,6 +101,14 @@ pub enum Error {
     /// An `update_manifest` closure changed more than the `unprotected` section.
     #[error("manifest update of {0} changed protected fields; only `unprotected` may change")]
     ProtectedManifestFields(BackupDir),
+    /// A manifest was to be stored under the manifest lock of another snapshot.
+    #[error("the manifest of {manifest} cannot be stored under the manifest lock of {locked}")]
+    ManifestLockMismatch {
+        /// The snapshot the manifest names.
+        manifest: BackupDir,
+        /// The snapshot whose manifest lock is held.
+        locked: BackupDir,
+    },
     /// An index file could not be read, parsed or written.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -225,11 +226,7 @@ impl Error {
     }
 
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
-        move |source| Error::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        move |source| Error::Io(IoError::new(op, path, source))
     }
 }
 
@@ -562,6 +559,32 @@ impl<W: World> Datastore<W> {
         change: impl FnOnce(&mut Manifest),
     ) -> Result<Manifest, Error> {
         self.rewrite_manifest(&lock.dir, change)
+    }
+
+    /// Publishes `manifest` as the manifest of the snapshot whose manifest lock is held (a
+    /// snapshot written outside a backup session, e.g. by a pull), at the configured sync level
+    /// (temporary file and rename, see [`crate::publish`]). The manifest must name the locked
+    /// snapshot. A finished snapshot's manifest changes only through
+    /// [`Datastore::update_manifest`], which keeps its protected fields.
+    pub fn store_manifest_locked(
+        &self,
+        lock: &ManifestLock<W>,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        let named = manifest.backup_dir();
+        if named != lock.dir {
+            return Err(Error::ManifestLockMismatch {
+                manifest: named,
+                locked: lock.dir.clone(),
+            });
+        }
+        let path = self.snapshot_path(&lock.dir);
+        manifest.store(
+            self.world(),
+            &path,
+            self.inner.config.chunk_store.sync_level,
+        )?;
+        Ok(())
     }
 
     /// The read-modify-write of a manifest; callers hold its manifest lock (race B7).

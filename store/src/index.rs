@@ -51,6 +51,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::chunk_store::{CHUNK_LEN_MAX, SyncLevel};
 use crate::digest::Digest;
+use crate::publish::{Durability, IoError, PublishError, rename_into_place};
 use crate::world::{OpenOptions, World, WorldFile};
 
 /// Length of the header of both index formats.
@@ -88,16 +89,8 @@ const _: () = assert!(FIXED_CHUNK_SIZE_MAX.is_power_of_two());
 #[non_exhaustive]
 pub enum IndexError {
     /// The world failed an operation.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The operation, e.g. `"read"`.
-        op: &'static str,
-        /// The path it was applied to.
-        path: PathBuf,
-        /// The OS (or simulated) error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Shorter than the 4096-byte header.
     #[error("index file of {len} bytes is shorter than its 4096-byte header")]
     TooShort {
@@ -175,17 +168,13 @@ pub enum IndexError {
 
 impl IndexError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> IndexError + 'p {
-        move |source| IndexError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        move |source| IndexError::Io(IoError::new(op, path, source))
     }
 
     /// Did the world report the file (or its directory) as missing? GC treats an index removed
     /// by a concurrent forget as gone, not as an error.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, IndexError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        matches!(self, IndexError::Io(err) if err.kind() == io::ErrorKind::NotFound)
     }
 }
 
@@ -814,7 +803,6 @@ impl<W: World> DynamicIndexWriter<W> {
 /// The temporary file of an index writer, removed on drop unless published.
 struct TempIndexFile<W: World> {
     world: W,
-    dir: PathBuf,
     temp_path: PathBuf,
     final_path: PathBuf,
     file: Option<W::File>,
@@ -852,7 +840,6 @@ impl<W: World> TempIndexFile<W> {
             .map_err(IndexError::io("create", &temp_path))?;
         Ok(TempIndexFile {
             world,
-            dir: dir.to_owned(),
             temp_path,
             final_path,
             file: Some(file),
@@ -866,30 +853,19 @@ impl<W: World> TempIndexFile<W> {
     /// Writes `bytes` as the whole file, syncs as configured, and renames it into place.
     fn publish(&mut self, bytes: &[u8]) -> Result<(), IndexError> {
         let temp_path = &self.temp_path;
-        let file = self.file.take().ok_or_else(|| IndexError::Io {
-            op: "write",
-            path: temp_path.clone(),
-            source: io::Error::other("index writer already closed"),
+        let file = self.file.take().ok_or_else(|| {
+            IoError::at("write", temp_path)(io::Error::other("index writer already closed"))
         })?;
         file.write_at(0, bytes)
             .map_err(IndexError::io("write", temp_path))?;
         file.set_len(bytes.len() as u64)
             .map_err(IndexError::io("truncate", temp_path))?;
-        if self.sync_level == SyncLevel::File {
-            file.sync_all()
-                .map_err(IndexError::io("fsync", temp_path))?;
-        }
-        drop(file);
-        self.world
-            .rename(temp_path, &self.final_path)
-            .map_err(IndexError::io("rename", temp_path))?;
-        self.published = true;
-        if self.sync_level == SyncLevel::File {
-            self.world
-                .fsync_dir(&self.dir)
-                .map_err(IndexError::io("fsync", &self.dir))?;
-        }
-        Ok(())
+        let durability = Durability::when(self.sync_level == SyncLevel::File);
+        let published =
+            rename_into_place(&self.world, file, temp_path, &self.final_path, durability);
+        // Once renamed, the temporary name is gone: the drop must not remove it.
+        self.published = !matches!(published, Err(PublishError::NotPublished(_)));
+        Ok(published.map_err(IoError::from)?)
     }
 }
 

@@ -39,6 +39,7 @@ pub mod index;
 pub mod locking;
 pub mod locks;
 pub mod manifest;
+pub mod publish;
 pub mod sync;
 pub mod world;
 

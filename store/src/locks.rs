@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::chunk_store::ChunkStoreConfig;
+use crate::publish::IoError;
 #[cfg(feature = "regressions")]
 use crate::regressions::Regressions;
 use crate::sync::Mutex;
@@ -61,16 +62,8 @@ pub enum LockError {
         path: PathBuf,
     },
     /// The world failed an operation.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The operation.
-        op: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl LockError {
@@ -83,11 +76,7 @@ impl LockError {
     }
 
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> LockError + 'p {
-        move |source| LockError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        move |source| LockError::Io(IoError::new(op, path, source))
     }
 }
 

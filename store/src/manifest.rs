@@ -53,7 +53,8 @@ use crate::blob::{self, BlobError};
 use crate::chunk_store::SyncLevel;
 use crate::digest::Digest;
 use crate::index::{ArchiveKind, ClosedIndex};
-use crate::world::{OpenOptions, World, WorldFile};
+use crate::publish::{Durability, IoError, publish_file};
+use crate::world::World;
 
 /// File name of the manifest in a snapshot directory.
 pub const MANIFEST_BLOB_NAME: &str = "index.json.blob";
@@ -72,16 +73,8 @@ pub const CHUNK_UPLOAD_STATS_KEY: &str = "chunk_upload_stats";
 #[non_exhaustive]
 pub enum ManifestError {
     /// The world failed an operation.
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        /// The operation, e.g. `"read"`.
-        op: &'static str,
-        /// The path it was applied to.
-        path: PathBuf,
-        /// The OS (or simulated) error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The blob around the JSON is damaged (or the JSON is too large for a blob).
     #[error("manifest blob: {0}")]
     Blob(#[from] BlobError),
@@ -126,17 +119,13 @@ pub enum ManifestError {
 
 impl ManifestError {
     fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> ManifestError + 'p {
-        move |source| ManifestError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        move |source| ManifestError::Io(IoError::new(op, path, source))
     }
 
     /// Did the world report the manifest (or its directory) as missing? A snapshot without a
     /// manifest is unfinished, not broken.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ManifestError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        matches!(self, ManifestError::Io(err) if err.kind() == io::ErrorKind::NotFound)
     }
 }
 
@@ -396,47 +385,23 @@ impl Manifest {
     /// rename the temporary file is removed (best effort) and the old manifest, if any, is
     /// untouched. Returns the manifest's path.
     ///
-    /// The caller must hold the snapshot's manifest lock (see the module documentation).
-    pub fn store<W: World>(
+    /// The caller holds the snapshot's manifest lock (see the module documentation): within the
+    /// crate only; others go through [`crate::datastore::Datastore::store_manifest_locked`] or
+    /// [`crate::datastore::Datastore::update_manifest`].
+    pub(crate) fn store<W: World>(
         &self,
         world: &W,
         snapshot_dir: &Path,
         sync_level: SyncLevel,
     ) -> Result<PathBuf, ManifestError> {
         let blob = self.to_blob()?;
-        let path = snapshot_dir.join(MANIFEST_BLOB_NAME);
-        let temp = snapshot_dir.join(format!(
-            "{MANIFEST_BLOB_NAME}.tmp_{:016x}",
-            world.unique_id()
-        ));
         // A manifest is the publication point of a snapshot: at both durable levels its data
         // must be on disk before its name, and its name before success is reported.
-        let sync_file = sync_level != SyncLevel::None;
-        let written = (|| {
-            let file = world
-                .open(&temp, OpenOptions::create_new())
-                .map_err(ManifestError::io("create", &temp))?;
-            file.write_at(0, &blob)
-                .map_err(ManifestError::io("write", &temp))?;
-            if sync_file {
-                file.sync_all().map_err(ManifestError::io("fsync", &temp))?;
-            }
-            drop(file);
-            world
-                .rename(&temp, &path)
-                .map_err(ManifestError::io("rename", &temp))
-        })();
-        if written.is_err() {
-            // Best effort: a leftover temporary file is no archive name, so nothing reads it.
-            let _ = world.remove_file(&temp);
-            written?;
-        }
-        if sync_file {
-            world
-                .fsync_dir(snapshot_dir)
-                .map_err(ManifestError::io("fsync", snapshot_dir))?;
-        }
-        Ok(path)
+        let durability = Durability::when(sync_level != SyncLevel::None);
+        Ok(
+            publish_file(world, snapshot_dir, MANIFEST_BLOB_NAME, &blob, durability)
+                .map_err(IoError::from)?,
+        )
     }
 
     /// `unprotected.verify_state`, if set.

@@ -404,7 +404,7 @@ fn something_else_at_chunk_path(env: &impl Env) {
         .load_chunk(x.digest())
         .expect_err("a directory is no chunk");
     assert!(
-        matches!(err, ChunkStoreError::Io { ref source, .. } if source.kind() == io::ErrorKind::IsADirectory),
+        matches!(err, ChunkStoreError::Io(ref io_err) if io_err.kind() == io::ErrorKind::IsADirectory),
         "{err:?}"
     );
 }

@@ -1,24 +1,11 @@
 //! Datastore layout, listing, manifest updates, protection and forget, on both worlds.
 
-use store::backup_info::{BackupDir, BackupGroup};
-use store::chunk_store::SyncLevel;
-use store::datastore::{Datastore, Error};
-use store::manifest::Manifest;
+use store::backup_info::BackupGroup;
+use store::datastore::Error;
 use store::world::{LockMode, World};
 
 use crate::both_worlds;
-use crate::support::{Env, new_datastore, snapshot};
-
-/// Creates a snapshot directory, finished (with a manifest) or not, bypassing the backup path.
-fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {
-    let path = store.snapshot_path(dir);
-    store.world().create_dir_all(&path).expect("mkdir snapshot");
-    if finished {
-        Manifest::new(dir)
-            .store(store.world(), &path, SyncLevel::None)
-            .expect("manifest");
-    }
-}
+use crate::support::{Env, new_datastore, plant_manifest, plant_snapshot, snapshot};
 
 both_worlds!(
     listing_sees_groups_and_snapshots,
@@ -35,9 +22,9 @@ fn listing_sees_groups_and_snapshots(env: &impl Env) {
     let s1 = snapshot("vm/100", "2024-01-01T00:00:00Z");
     let s2 = snapshot("vm/100", "2024-01-02T00:00:00Z");
     let s3 = snapshot("host/web", "2024-01-01T00:00:00Z");
-    plant(&store, &s2, false);
-    plant(&store, &s1, true);
-    plant(&store, &s3, true);
+    plant_snapshot(&store, &s2, false);
+    plant_snapshot(&store, &s1, true);
+    plant_snapshot(&store, &s3, true);
     // Entries that are not groups or snapshots are ignored.
     store
         .world()
@@ -66,18 +53,15 @@ fn listing_sees_groups_and_snapshots(env: &impl Env) {
 fn update_manifest_changes_only_unprotected(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("vm/100", "2024-01-01T00:00:00Z");
-    plant(&store, &dir, true);
+    plant_snapshot(&store, &dir, true);
     let blob = b"client log";
     store
         .update_manifest(&dir, |_| {})
         .expect("an update that changes nothing");
-    let path = store.snapshot_path(&dir);
     let mut manifest = store.load_manifest(&dir).expect("load");
     let info = store::manifest::FileInfo::for_blob("client.log.blob", blob).expect("file info");
     manifest.add_file(info).expect("add");
-    manifest
-        .store(store.world(), &path, SyncLevel::None)
-        .expect("the backup writes its manifest");
+    plant_manifest(&store, &dir, &manifest);
     store
         .update_manifest(&dir, |manifest| manifest.set_notes(Some("first")))
         .expect("notes");
@@ -112,8 +96,8 @@ fn forget_removes_snapshot_and_empty_group(env: &impl Env) {
         snapshot("vm/100", "2024-01-01T00:00:00Z"),
         snapshot("vm/100", "2024-01-02T00:00:00Z"),
     );
-    plant(&store, &s1, true);
-    plant(&store, &s2, true);
+    plant_snapshot(&store, &s1, true);
+    plant_snapshot(&store, &s2, true);
     store.forget_snapshot(&s1).expect("forget s1");
     assert!(!store.snapshot_exists(&s1).expect("stat"));
     assert!(
@@ -146,7 +130,7 @@ fn forget_removes_snapshot_and_empty_group(env: &impl Env) {
 fn forget_fails_busy_while_snapshot_in_use(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("ct/7", "2024-01-01T00:00:00Z");
-    plant(&store, &dir, true);
+    plant_snapshot(&store, &dir, true);
     let reader = store
         .lock_snapshot(&dir, LockMode::Shared)
         .expect("reader session");
@@ -162,7 +146,7 @@ fn forget_fails_busy_while_snapshot_in_use(env: &impl Env) {
 fn protected_snapshot_is_not_forgotten(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("host/web", "2024-01-01T00:00:00Z");
-    plant(&store, &dir, true);
+    plant_snapshot(&store, &dir, true);
     store.set_protection(&dir, true).expect("protect");
     assert!(store.list_snapshots(&dir.group).expect("list")[0].protected);
     assert!(matches!(
@@ -182,7 +166,7 @@ fn protected_snapshot_is_not_forgotten(env: &impl Env) {
 fn forget_waits_for_manifest_lock_then_gives_up(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("vm/100", "2024-01-01T00:00:00Z");
-    plant(&store, &dir, true);
+    plant_snapshot(&store, &dir, true);
     let updater = store.lock_manifest(&dir).expect("a slow manifest update");
     let err = store.forget_snapshot(&dir).expect_err("manifest locked");
     assert!(err.is_contention(), "{err:?}");
@@ -194,7 +178,7 @@ fn forget_waits_for_manifest_lock_then_gives_up(env: &impl Env) {
 fn forget_leaves_group_held_by_a_backup(env: &impl Env) {
     let store = new_datastore(env);
     let dir = snapshot("vm/100", "2024-01-01T00:00:00Z");
-    plant(&store, &dir, true);
+    plant_snapshot(&store, &dir, true);
     let backup = store.lock_group(&dir.group).expect("a running backup");
     store
         .forget_snapshot(&dir)

@@ -16,10 +16,11 @@ use store::index::{
 use store::manifest::{
     FileInfo, MANIFEST_BLOB_NAME, Manifest, ManifestError, SnapshotVerifyState, VerifyState,
 };
-use store::world::{OpenOptions, World, WorldFile};
+use store::world::World;
 
 use crate::both_worlds;
-use crate::support::Env;
+use crate::support::{Env, new_datastore, overwrite};
+use store::datastore::Error;
 
 both_worlds!(
     fixed_index_publish_and_read,
@@ -188,13 +189,6 @@ fn unclosed_writer_leaves_nothing(env: &impl Env) {
     }
 }
 
-fn overwrite(world: &impl World, path: &Path, bytes: &[u8]) {
-    let file = world
-        .open(path, OpenOptions::create_truncate())
-        .expect("open for rewrite");
-    file.write_at(0, bytes).expect("rewrite");
-}
-
 fn damaged_index_files_are_typed(env: &impl Env) {
     let world = env.world();
     let (_, dir) = snapshot_dir(env);
@@ -239,8 +233,11 @@ fn damaged_index_files_are_typed(env: &impl Env) {
 }
 
 fn manifest_store_and_load(env: &impl Env) {
+    let store = new_datastore(env);
     let world = env.world();
-    let (snapshot, dir) = snapshot_dir(env);
+    let snapshot = BackupDir::from_relative_path("vm/100/2024-01-02T03:04:05Z").expect("valid");
+    let dir = store.snapshot_path(&snapshot);
+    world.create_dir_all(&dir).expect("mkdir snapshot");
     let missing = Manifest::load_from_dir(&world, &dir).expect_err("no manifest yet");
     assert!(missing.is_not_found(), "{missing}");
     let mut writer =
@@ -255,10 +252,11 @@ fn manifest_store_and_load(env: &impl Env) {
     manifest
         .add_file(FileInfo::for_blob("qemu-server.conf.blob", conf).expect("name"))
         .expect("add");
-    let path = manifest
-        .store(&world, &dir, SyncLevel::File)
+    let lock = store.lock_manifest(&snapshot).expect("manifest lock");
+    store
+        .store_manifest_locked(&lock, &manifest)
         .expect("store");
-    assert_eq!(path, dir.join(MANIFEST_BLOB_NAME));
+    let path = dir.join(MANIFEST_BLOB_NAME);
     assert_eq!(
         all_names(&world, &dir),
         vec![MANIFEST_BLOB_NAME.to_owned(), "root.pxar.didx".to_owned()]
@@ -270,7 +268,7 @@ fn manifest_store_and_load(env: &impl Env) {
     // The manifest's (size, csum) of an index is what the reader recomputes.
     let index = IndexFile::open(&world, &dir.join(&entry.filename)).expect("open");
     assert_eq!(index.compute_csum(), (entry.csum, entry.size));
-    // Replacing it (the caller would hold the manifest lock) leaves no temporary file behind.
+    // Replacing it leaves no temporary file behind.
     let mut updated = loaded;
     updated.set_notes(Some("checked by hand"));
     let state = SnapshotVerifyState {
@@ -278,13 +276,21 @@ fn manifest_store_and_load(env: &impl Env) {
         upid: "verify-1".to_owned(),
     };
     updated.set_verify_state(&state);
-    updated
-        .store(&world, &dir, SyncLevel::None)
+    store
+        .store_manifest_locked(&lock, &updated)
         .expect("replace");
     assert_eq!(all_names(&world, &dir).len(), 2);
     let reloaded = Manifest::load_from_dir(&world, &dir).expect("load");
     assert_eq!(reloaded.notes().expect("shape"), Some("checked by hand"));
     assert_eq!(reloaded.verify_state().expect("shape"), Some(state));
+    // A manifest of another snapshot is refused under this lock, and nothing changes.
+    let other = BackupDir::from_relative_path("vm/100/2024-01-02T03:04:06Z").expect("valid");
+    assert!(matches!(
+        store.store_manifest_locked(&lock, &Manifest::new(&other)),
+        Err(Error::ManifestLockMismatch { manifest, locked }) if manifest == other && locked == snapshot
+    ));
+    assert_eq!(Manifest::load(&world, &path).expect("load"), reloaded);
+    drop(lock);
     // Damage is typed.
     let mut bytes = world.read_file(&path).expect("read");
     let last = bytes.len() - 2;
@@ -295,10 +301,21 @@ fn manifest_store_and_load(env: &impl Env) {
         Err(ManifestError::Blob(_))
     ));
     // Storing into a missing directory fails with the path and leaves nothing.
-    let error = manifest
-        .store(&world, &dir.join("gone"), SyncLevel::None)
+    let gone = BackupDir::from_relative_path("vm/101/2024-01-02T03:04:05Z").expect("valid");
+    let lock = store.lock_manifest(&gone).expect("manifest lock");
+    let error = store
+        .store_manifest_locked(&lock, &Manifest::new(&gone))
         .expect_err("no dir");
-    assert!(error.is_not_found(), "{error}");
+    assert!(
+        matches!(&error, Error::Manifest(err) if err.is_not_found()),
+        "{error}"
+    );
+    assert_eq!(
+        world
+            .try_metadata(&store.snapshot_path(&gone))
+            .expect("stat"),
+        None
+    );
 }
 
 fn synced_writers(env: &impl Env) {

@@ -767,12 +767,8 @@ fn touch_error_aborts_before_the_sweep(env: &impl Env) {
         .garbage_collection(&quick())
         .expect_err("touch failed");
     match &err {
-        Error::ChunkStore(ChunkStoreError::Io {
-            op: "touch",
-            source,
-            ..
-        }) => {
-            assert_eq!(source.kind(), io::ErrorKind::NotADirectory, "{err:?}")
+        Error::ChunkStore(ChunkStoreError::Io(io_err)) if io_err.op == "touch" => {
+            assert_eq!(io_err.kind(), io::ErrorKind::NotADirectory, "{err:?}")
         }
         other => panic!("expected the touch error, got {other:?}"),
     }

@@ -5,17 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime, CalendarPeriod, NameError};
-use store::chunk_store::SyncLevel;
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::prune::{
     KeepOptions, PruneMark, PruneOptions, PruneOutcome, PruneReport, compute_prune_info,
 };
 use store::datastore::{Datastore, Error, SnapshotInfo};
-use store::manifest::Manifest;
 use store::world::{LockMode, World};
 
 use crate::both_worlds;
-use crate::support::{Env, new_datastore};
+use crate::support::{Env, new_datastore, plant_snapshot};
 
 use PruneMark::{Keep, KeepPartial, Protected, Remove};
 
@@ -788,17 +786,6 @@ both_worlds!(
     bad_offset_fails_before_removing_anything,
 );
 
-/// Creates a snapshot directory, finished (with a manifest) or not, bypassing the backup path.
-fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {
-    let path = store.snapshot_path(dir);
-    store.world().create_dir_all(&path).expect("mkdir snapshot");
-    if finished {
-        Manifest::new(dir)
-            .store(store.world(), &path, SyncLevel::None)
-            .expect("manifest");
-    }
-}
-
 /// Two finished snapshots a day over four days, plus a failed (unfinished) one in between.
 const DAYS: [&str; 8] = [
     "2024-04-01T06:00:00Z",
@@ -814,9 +801,9 @@ const FAILED: &str = "2024-04-02T12:00:00Z";
 
 fn plant_days<W: World>(store: &Datastore<W>) {
     for text in DAYS {
-        plant(store, &dir(text), true);
+        plant_snapshot(store, &dir(text), true);
     }
-    plant(store, &dir(FAILED), false);
+    plant_snapshot(store, &dir(FAILED), false);
 }
 
 fn on_disk<W: World>(store: &Datastore<W>) -> BTreeSet<BackupDir> {
@@ -1019,7 +1006,7 @@ fn running_backup_and_its_base_stay(env: &impl Env) {
     let base_lock = store
         .lock_snapshot(&base, LockMode::Shared)
         .expect("session: base lock");
-    plant(&store, &running, false);
+    plant_snapshot(&store, &running, false);
     let snapshot_lock = store
         .lock_snapshot(&running, LockMode::Exclusive)
         .expect("session: snapshot lock");

@@ -7,8 +7,9 @@ use sim::SimWorld;
 use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::{Datastore, DatastoreConfig};
+use store::manifest::{MANIFEST_BLOB_NAME, Manifest};
 use store::sync::StdSync;
-use store::world::{RealWorld, World};
+use store::world::{OpenOptions, RealWorld, World, WorldFile};
 
 /// A world plus what a generic test needs beyond the [`World`] trait.
 pub trait Env {
@@ -98,6 +99,35 @@ pub fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
     let mut config = DatastoreConfig::new(chunk_store);
     config.manifest_lock_timeout = Duration::from_millis(50);
     Datastore::create(env.world(), &env.root().join("ds"), config).expect("create the datastore")
+}
+
+/// Writes `bytes` as the whole file at `path`, bypassing the store (planted content or damage).
+pub fn overwrite(world: &impl World, path: &Path, bytes: &[u8]) {
+    let file = world
+        .open(path, OpenOptions::create_truncate())
+        .expect("open for writing");
+    file.write_at(0, bytes).expect("write");
+}
+
+/// Writes `manifest` as the manifest of `dir` by hand: no lock, no check that it names `dir`
+/// (tests that plant a snapshot, or a foreign or damaged manifest).
+pub fn plant_manifest<W: World>(store: &Datastore<W>, dir: &BackupDir, manifest: &Manifest) {
+    let path = store.snapshot_path(dir).join(MANIFEST_BLOB_NAME);
+    overwrite(
+        store.world(),
+        &path,
+        &manifest.to_blob().expect("encode the manifest"),
+    );
+}
+
+/// Creates a snapshot directory, finished (with an empty manifest) or not, bypassing the
+/// backup path.
+pub fn plant_snapshot<W: World>(store: &Datastore<W>, dir: &BackupDir, finished: bool) {
+    let path = store.snapshot_path(dir);
+    store.world().create_dir_all(&path).expect("mkdir snapshot");
+    if finished {
+        plant_manifest(store, dir, &Manifest::new(dir));
+    }
 }
 
 /// The snapshot `<group>/<time>` from valid text.

@@ -8,7 +8,7 @@ use store::backup_info::{
     BACKUP_ID_LEN_MAX, BackupDir, BackupGroup, BackupId, BackupTime, NameError,
 };
 use store::blob::{self, BlobError};
-use store::chunk_store::{ChunkName, ChunkProblem, SyncLevel};
+use store::chunk_store::{ChunkName, ChunkProblem};
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::verify::{
     SkipReason, VerifyJob, VerifyOptions, VerifyOutcome, VerifyProblem, verified_at, verify_upid,
@@ -26,7 +26,7 @@ use store::world::{LockMode, OpenOptions, World, WorldFile};
 use store::{Chunk, ChunkStoreError};
 
 use crate::both_worlds;
-use crate::support::{Env, SimEnv, new_datastore, snapshot};
+use crate::support::{Env, SimEnv, new_datastore, overwrite, plant_manifest, snapshot};
 
 const DAY: i64 = 86_400;
 
@@ -85,16 +85,7 @@ fn plant<W: World>(store: &Datastore<W>, dir: &BackupDir, archives: &[(&str, &[&
         };
         manifest.add_file(info).expect("unique names");
     }
-    manifest
-        .store(world, &path, SyncLevel::None)
-        .expect("store the manifest");
-}
-
-fn overwrite(world: &impl World, path: &Path, bytes: &[u8]) {
-    let file = world
-        .open(path, OpenOptions::create_truncate())
-        .expect("open for writing");
-    file.write_at(0, bytes).expect("write");
+    plant_manifest(store, dir, &manifest);
 }
 
 fn truncate(world: &impl World, path: &Path, len: u64) {
@@ -604,9 +595,7 @@ fn damaged_blobs_are_typed(env: &impl Env) {
     manifest
         .add_file(FileInfo::for_blob("qemu-server.conf.blob", &garbage).expect("entry"))
         .expect("add");
-    manifest
-        .store(world, &store.snapshot_path(&dir), SyncLevel::None)
-        .expect("rewrite");
+    plant_manifest(&store, &dir, &manifest);
     assert!(matches!(
         problem(run()),
         VerifyProblem::BlobDecode {
@@ -678,9 +667,7 @@ fn damaged_manifest_is_reported(env: &impl Env) {
     let other = snapshot("vm/100", "2023-01-01T00:00:00Z");
     let mut foreign = store.load_manifest(&dir).expect("load");
     foreign.backup_time = other.time;
-    foreign
-        .store(world, &store.snapshot_path(&dir), SyncLevel::None)
-        .expect("store");
+    plant_manifest(&store, &dir, &foreign);
     let outcome = run();
     assert!(
         matches!(outcome.problems(), [VerifyProblem::ManifestMismatch { found }] if *found == other),

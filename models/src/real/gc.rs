@@ -409,7 +409,8 @@ fn pull(state: &Pull) -> Outcome {
         let closed = writer.close()?;
         let mut manifest = Manifest::new(&state.dir);
         manifest.add_file(FileInfo::for_index(&closed)?)?;
-        manifest.store(world, &path, SyncLevel::None)?;
+        let lock = store.lock_manifest(&state.dir)?;
+        store.store_manifest_locked(&lock, &manifest)?;
         Ok(outcome)
     };
     run().unwrap_or_else(Outcome::error)

@@ -2,7 +2,6 @@
 
 use sim::SimWorld;
 use store::backup_info::BackupDir;
-use store::chunk_store::SyncLevel;
 use store::datastore::Datastore;
 use store::index::DynamicIndexWriter;
 use store::manifest::{FileInfo, Manifest};
@@ -110,7 +109,8 @@ fn pull<S: SyncFamily>(state: &PullTouchState<S>) -> Outcome {
         let closed = writer.close()?;
         let mut manifest = Manifest::new(&state.dir);
         manifest.add_file(FileInfo::for_index(&closed)?)?;
-        manifest.store(world, &path, SyncLevel::None)?;
+        let lock = store.lock_manifest(&state.dir)?;
+        store.store_manifest_locked(&lock, &manifest)?;
         Ok(outcome)
     };
     run().unwrap_or_else(Outcome::error)

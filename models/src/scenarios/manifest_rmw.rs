@@ -2,14 +2,17 @@
 //!
 //! `update_manifest` loads, changes and atomically replaces the manifest under the manifest lock
 //! (I7), so neither update is lost, and the reader always finds a whole, valid manifest (I8).
-//! The [`ManifestRmw::unlocked_writer`] variant has the verify state written by a bare
-//! load → change → store without the lock (what a caller bypassing `update_manifest` would do):
-//! a schedule that runs the locked update between its load and its store loses that update.
+//! The [`ManifestRmw::unlocked_writer`] variant has the verify state written through a second
+//! handle of the datastore whose `update_manifest` skips the manifest lock (switch
+//! [`Bug::B7ManifestWithoutLock`]): a schedule that runs the locked update between the unlocked
+//! load and store loses that update.
 
 use sim::SimWorld;
 use store::backup_info::BackupDir;
 use store::datastore::Datastore;
+use store::datastore::DatastoreConfig;
 use store::manifest::{Manifest, SnapshotVerifyState, VerifyState};
+use store::regressions::Bug;
 use store::sync::SyncFamily;
 
 use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
@@ -37,11 +40,12 @@ impl ManifestRmw {
     }
 }
 
-/// The datastore, its snapshot and the variant.
+/// The datastore, its snapshot, and the handle the verify actor writes through (the store
+/// itself, or in the variant a second handle that skips the manifest lock).
 pub struct ManifestRmwState<S: SyncFamily> {
     store: Datastore<SimWorld<S>>,
+    verify_store: Datastore<SimWorld<S>>,
     dir: BackupDir,
-    unlocked_writer: bool,
 }
 
 fn notes<S: SyncFamily>(state: &ManifestRmwState<S>) -> Outcome {
@@ -60,21 +64,9 @@ fn verify_state() -> SnapshotVerifyState {
 }
 
 fn verify<S: SyncFamily>(state: &ManifestRmwState<S>) -> Outcome {
-    if !state.unlocked_writer {
-        let result = state
-            .store
-            .update_manifest(&state.dir, |m| m.set_verify_state(&verify_state()));
-        return Outcome::of(&result);
-    }
-    let path = state.store.snapshot_path(&state.dir);
     let result = state
-        .store
-        .load_manifest(&state.dir)
-        .and_then(|mut manifest| {
-            manifest.set_verify_state(&verify_state());
-            let sync_level = state.store.config().chunk_store.sync_level;
-            Ok(manifest.store(state.store.world(), &path, sync_level)?)
-        });
+        .verify_store
+        .update_manifest(&state.dir, |m| m.set_verify_state(&verify_state()));
     Outcome::of(&result)
 }
 
@@ -105,10 +97,22 @@ impl Scenario for ManifestRmw {
         let store = new_datastore(world, Default::default())?;
         let dir = snapshot("ct/7", "2024-01-01T00:00:00Z")?;
         plant_snapshot(&store, &dir)?;
+        let verify_store = if self.unlocked_writer {
+            let mut chunk_store = store.config().chunk_store;
+            chunk_store.regressions = chunk_store.regressions.with(Bug::B7ManifestWithoutLock);
+            Datastore::open(
+                world.clone(),
+                store.base(),
+                DatastoreConfig::new(chunk_store),
+            )
+            .map_err(|err| ScenarioError::setup("open the unlocked handle", err))?
+        } else {
+            store.clone()
+        };
         Ok(ManifestRmwState {
             store,
+            verify_store,
             dir,
-            unlocked_writer: self.unlocked_writer,
         })
     }
 

@@ -221,8 +221,11 @@ pub fn plant_snapshot<W: World>(
         .world()
         .create_dir_all(&path)
         .map_err(|err| ScenarioError::setup("mkdir snapshot", err))?;
-    Manifest::new(dir)
-        .store(store.world(), &path, SyncLevel::None)
+    let lock = store
+        .lock_manifest(dir)
+        .map_err(|err| ScenarioError::setup("lock the manifest", err))?;
+    store
+        .store_manifest_locked(&lock, &Manifest::new(dir))
         .map_err(|err| ScenarioError::setup("store the manifest", err))?;
     Ok(())
 }

@@ -118,6 +118,7 @@ use crate::index::{
 };
 use crate::locks::SharedProcessGuard;
 use crate::manifest::{ChunkUploadStats, FileInfo, MANIFEST_BLOB_NAME, Manifest, VerifyState};
+use crate::publish::{Durability, IoError, publish_file};
 use crate::sync::SyncFamily;
 use crate::world::{FileKind, LockMode, OpenOptions, World, WorldFile};
 
@@ -547,35 +548,8 @@ fn replace_file<W: World>(
     name: &str,
     bytes: &[u8],
 ) -> Result<(), Error> {
-    let path = dir.join(name);
-    let temp = dir.join(format!("{name}.tmp_{:016x}", store.world().unique_id()));
-    let sync_file = sync_level(store) == SyncLevel::File;
-    let written = (|| {
-        let file = store
-            .world()
-            .open(&temp, OpenOptions::create_new())
-            .map_err(Error::io("create", &temp))?;
-        file.write_at(0, bytes).map_err(Error::io("write", &temp))?;
-        if sync_file {
-            file.sync_all().map_err(Error::io("fsync", &temp))?;
-        }
-        drop(file);
-        store
-            .world()
-            .rename(&temp, &path)
-            .map_err(Error::io("rename", &temp))
-    })();
-    if written.is_err() {
-        // Best effort: a leftover temporary file is no archive name; nothing reads it.
-        let _ = store.world().remove_file(&temp);
-        return written;
-    }
-    if sync_file {
-        store
-            .world()
-            .fsync_dir(dir)
-            .map_err(Error::io("fsync", dir))?;
-    }
+    let durability = Durability::when(sync_level(store) == SyncLevel::File);
+    publish_file(store.world(), dir, name, bytes, durability).map_err(IoError::from)?;
     Ok(())
 }
 

@@ -121,7 +121,8 @@ use crate::chunk_store::{Chunk, SyncLevel};
 use crate::digest::Digest;
 use crate::index::{ArchiveKind, IndexError, IndexFile};
 use crate::manifest::MANIFEST_BLOB_NAME;
-use crate::world::{FileKind, Metadata, OpenOptions, World, WorldFile};
+use crate::publish::{Durability, IoError, publish_file};
+use crate::world::{FileKind, Metadata, World};
 
 use super::{Datastore, Error};
 
@@ -513,35 +514,9 @@ impl<W: World> Datastore<W> {
         let mut json = serde_json::to_vec_pretty(status)
             .map_err(|err| Error::io("encode", &path)(io::Error::other(err)))?;
         json.push(b'\n');
-        let temp = self.base().join(format!(
-            "{GC_STATUS_FILE}.tmp_{:016x}",
-            self.world().unique_id()
-        ));
-        let sync_file = self.config().chunk_store.sync_level == SyncLevel::File;
-        let written = (|| {
-            let file = self
-                .world()
-                .open(&temp, OpenOptions::create_new())
-                .map_err(Error::io("create", &temp))?;
-            file.write_at(0, &json).map_err(Error::io("write", &temp))?;
-            if sync_file {
-                file.sync_all().map_err(Error::io("fsync", &temp))?;
-            }
-            drop(file);
-            self.world()
-                .rename(&temp, &path)
-                .map_err(Error::io("rename", &temp))
-        })();
-        if written.is_err() {
-            // Best effort: the temporary name is hidden, so nothing else reads it.
-            let _ = self.world().remove_file(&temp);
-            return written;
-        }
-        if sync_file {
-            self.world()
-                .fsync_dir(self.base())
-                .map_err(Error::io("fsync", self.base()))?;
-        }
+        let durability = Durability::when(self.config().chunk_store.sync_level == SyncLevel::File);
+        publish_file(self.world(), self.base(), GC_STATUS_FILE, &json, durability)
+            .map_err(IoError::from)?;
         Ok(())
     }
 
