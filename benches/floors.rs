@@ -10,7 +10,7 @@
 //! * `verify`: verify of a 256 MiB snapshot (4 MiB chunks) against SHA-256 over the same bytes
 //!   in memory.
 //!
-//! `cargo bench -p store --bench floors`; the ratio of each pair is the store's overhead.
+//! `cargo bench --bench floors`; the ratio of each pair is the store's overhead.
 
 use std::ffi::CString;
 use std::fs;

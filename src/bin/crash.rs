@@ -12,6 +12,8 @@
 //! Options: `--quick` runs the reduced budget of `cargo test`; `--filter <text>` only the
 //! workloads whose name contains the text.
 
+use clap::Parser;
+use models::failure::quiet_panics;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -49,16 +51,22 @@ fn row(report: &CaseReport) -> String {
     )
 }
 
+/// Crash consistency and fault injection over the store (module docs).
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// The reduced budget of the tests instead of the full one.
+    #[arg(long)]
+    quick: bool,
+    /// Only workloads whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
 fn main() -> ExitCode {
     // Violations are reported as values; the panics the checks catch print nothing.
-    std::panic::set_hook(Box::new(|_| {}));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let filter = args
-        .iter()
-        .position(|arg| arg == "--filter")
-        .and_then(|index| args.get(index + 1))
-        .cloned();
+    quiet_panics();
+    let Args { quick, filter } = Args::parse();
     let budget = if quick {
         CrashBudget::REDUCED
     } else {

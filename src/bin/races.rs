@@ -24,23 +24,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser;
 use models::explore::{Budget, Explorer, Plan};
+use models::failure::quiet_panics;
 use models::scenario::Scenario;
 use models::scenarios::{Expect, Visitor};
-
-fn env_number(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .map_err(|err| anyhow::anyhow!("{name}={text:?}: {err}")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Failing executions are the point here; their panics print nothing (see `report.rs`).
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|_| {}));
-}
 
 const SHUTTLE: [Explorer; 4] = [
     Explorer::Random,
@@ -274,12 +262,34 @@ fn real_column(runs: usize, races: &mut Races) {
     }
 }
 
+/// How fast each explorer finds each reverted fix (module docs).
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// Seeds per (scenario, scheduler).
+    #[arg(long, env = "RACES_SEEDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Executions per run of a reverted fix.
+    #[arg(long, env = "RACES_BUDGET", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    budget: u64,
+    /// Executions per scheduler of a fixed variant.
+    #[arg(long, env = "RACES_PASS_BUDGET", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pass_budget: u64,
+    /// Only scenarios whose name contains this.
+    #[arg(long, env = "RACES_FILTER")]
+    filter: Option<String>,
+    /// Runs per real-world twin and variant.
+    #[arg(long, env = "RACES_REAL_RUNS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    real_runs: u64,
+}
+
 fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
     let mut races = Races {
-        seeds: env_number("RACES_SEEDS", 10)?.max(1),
-        budget: env_number("RACES_BUDGET", 2000)?.max(1),
-        pass_budget: env_number("RACES_PASS_BUDGET", 200)?.max(1),
-        filter: std::env::var("RACES_FILTER").ok(),
+        seeds: args.seeds as usize,
+        budget: args.budget as usize,
+        pass_budget: args.pass_budget as usize,
+        filter: args.filter,
         ok: true,
     };
     println!(
@@ -290,7 +300,7 @@ fn main() -> anyhow::Result<ExitCode> {
     Races::header();
     models::regressions::visit_regressions(&mut races);
     models::regressions_b::visit_regressions(&mut races);
-    real_column(env_number("RACES_REAL_RUNS", 100)?.max(1), &mut races);
+    real_column(args.real_runs as usize, &mut races);
     Ok(if races.ok {
         ExitCode::SUCCESS
     } else {

@@ -20,26 +20,12 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use models::explore::{Budget, Exploration, Plan};
+use models::failure::quiet_panics;
 use models::knobs::Replay;
 use models::scenario::Scenario;
 use models::scenarios::{Expect, Visitor, visit_all, visit_named};
-
-fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .map_err(|err| anyhow::anyhow!("{name}={text:?}: {err}")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Failing executions are expected here and summarised in the table, so panics print nothing.
-/// Set before every exploration: shuttle wraps the hook it finds on its first run with one that
-/// prints the failing task, and replacing the hook again removes that wrapper.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|_| {}));
-}
 
 fn verdict(exploration: &Exploration, expect: Expect) -> (bool, &'static str) {
     if exploration.skipped.is_some() {
@@ -171,9 +157,25 @@ impl Visitor for ReplayOne {
     }
 }
 
+/// Every catalogued scenario under every explorer (module docs).
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// Shuttle executions per cell.
+    #[arg(long, env = "REPORT_EXECUTIONS", default_value_t = 2_000)]
+    executions: usize,
+    /// Executions within which a cell that must catch its violation has to (stops at the
+    /// first failure).
+    #[arg(long, env = "REPORT_CATCH_EXECUTIONS", default_value_t = 10_000)]
+    catch_executions: usize,
+    /// Seed of the shuttle runs.
+    #[arg(long, env = "REPORT_SEED", default_value_t = 1)]
+    seed: u64,
+}
+
 fn main() -> anyhow::Result<ExitCode> {
-    let executions = env_number("REPORT_EXECUTIONS", 2_000)? as usize;
-    let seed = env_number("REPORT_SEED", 1)?;
+    let args = Args::parse();
+    let (executions, seed) = (args.executions, args.seed);
     let plan = Plan::new(Budget::executions(executions))
         .seed(seed)
         .quiet()
@@ -206,7 +208,7 @@ fn main() -> anyhow::Result<ExitCode> {
     println!("{}  verdict", models::explore::Report::header());
     let mut table = Table {
         plan: plan.clone(),
-        catch_executions: env_number("REPORT_CATCH_EXECUTIONS", 10_000)? as usize,
+        catch_executions: args.catch_executions,
         all_ok: true,
         unexpected: Vec::new(),
         known: Vec::new(),

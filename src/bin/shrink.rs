@@ -18,6 +18,8 @@
 //! encoding, or a failure record file of the race tests) of that bug's reverted scenario and
 //! prints its trace; `--shrink` in front of `BUG` shrinks it first.
 
+use clap::Parser;
+use models::failure::quiet_panics;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -27,7 +29,7 @@ use models::scenarios::{Expect, Visitor};
 use models::shrink::{Shrinker, bug_of, find_suite_failure, suite_signature, visit_race_suite};
 use models::trace;
 
-/// `--trace [--shrink] BUG SCHEDULE`: the trace of one schedule of one bug's scenario.
+/// `[--shrink] --trace BUG SCHEDULE`: the trace of one schedule of one bug's scenario.
 struct TraceOne {
     bug: String,
     schedule: String,
@@ -167,24 +169,31 @@ impl Visitor for Report {
     }
 }
 
-/// Failing executions are the point here; their panics print nothing.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|_| {}));
+/// Shrunk race schedules with readable traces (module docs).
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    /// Print the trace of one schedule (or failure record) of bug `BUG` instead of the report.
+    #[arg(long, num_args = 2, value_names = ["BUG", "SCHEDULE"])]
+    trace: Option<Vec<String>>,
+    /// With `--trace`: shrink the schedule first.
+    #[arg(long, requires = "trace")]
+    shrink: bool,
+    /// The shrinker's replay budget per bug.
+    #[arg(long, env = "SHRINK_REPLAYS")]
+    replays: Option<usize>,
+    /// Only these bugs (all of the race suite if none).
+    bugs: Vec<String>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     quiet_panics();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|arg| arg == "--trace") {
-        let shrink = args.get(1).is_some_and(|arg| arg == "--shrink");
-        let rest = &args[if shrink { 2 } else { 1 }..];
-        let [bug, schedule] = rest else {
-            anyhow::bail!("usage: shrink --trace [--shrink] BUG SCHEDULE|RECORD");
-        };
+    let args = Args::parse();
+    if let Some([bug, schedule]) = args.trace.as_deref() {
         let mut one = TraceOne {
             bug: bug.clone(),
             schedule: schedule.clone(),
-            shrink,
+            shrink: args.shrink,
             done: None,
         };
         visit_race_suite(&mut one);
@@ -198,13 +207,11 @@ fn main() -> anyhow::Result<ExitCode> {
         };
     }
     let mut shrinker = Shrinker::default();
-    if let Ok(text) = std::env::var("SHRINK_REPLAYS") {
-        shrinker.max_replays = text
-            .parse()
-            .map_err(|err| anyhow::anyhow!("SHRINK_REPLAYS={text:?}: {err}"))?;
+    if let Some(replays) = args.replays {
+        shrinker.max_replays = replays;
     }
     let mut report = Report {
-        bugs: args,
+        bugs: args.bugs,
         shrinker,
         rows: Vec::new(),
         details: Vec::new(),
@@ -224,7 +231,7 @@ fn main() -> anyhow::Result<ExitCode> {
          spent (PCT probes included) and its time.\n\n\
          Each schedule below is in shuttle's encoding: `EXPLORE_REPLAY=<schedule>` replays it \
          on its scenario, and `cargo run --release --bin shrink -- --trace <BUG> <schedule>` \
-         prints its trace again (`--trace --shrink <BUG> <record or schedule>` shrinks any \
+         prints its trace again (`--shrink --trace <BUG> <record or schedule>` shrinks any \
          failure record of the race tests first).\n"
     );
     println!(
