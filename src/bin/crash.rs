@@ -51,7 +51,7 @@ fn row(report: &CaseReport) -> String {
     )
 }
 
-/// Crash consistency and fault injection over the store (module docs).
+/// Crash consistency and fault injection over the store.
 #[derive(Parser)]
 #[command(about)]
 struct Args {

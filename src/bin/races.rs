@@ -262,7 +262,7 @@ fn real_column(runs: usize, races: &mut Races) {
     }
 }
 
-/// How fast each explorer finds each reverted fix (module docs).
+/// How fast each explorer finds each reverted fix.
 #[derive(Parser)]
 #[command(about)]
 struct Args {

@@ -157,7 +157,7 @@ impl Visitor for ReplayOne {
     }
 }
 
-/// Every catalogued scenario under every explorer (module docs).
+/// Every catalogued scenario under every explorer.
 #[derive(Parser)]
 #[command(about)]
 struct Args {

@@ -169,7 +169,7 @@ impl Visitor for Report {
     }
 }
 
-/// Shrunk race schedules with readable traces (module docs).
+/// Shrunk race schedules with readable traces.
 #[derive(Parser)]
 #[command(about)]
 struct Args {
