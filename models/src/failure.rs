@@ -7,10 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::explore::Explorer;
-use crate::knobs::KnobError;
+use crate::explorer::Explorer;
 
 /// The first failing execution of an exploration, with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,4 +229,97 @@ impl fmt::Display for Failure {
 /// run with one that prints the failing task, and replacing the hook again removes that wrapper.
 pub fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
+}
+
+/// A knob with a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KnobError {
+    /// The variable's value is not valid.
+    #[error("{name}={value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A failure record could not be read or parsed.
+    #[error("failure record: {0}")]
+    Record(String),
+}
+
+/// What to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// A failure record written by an exploration (it names its scenario).
+    Record(Box<Failure>),
+    /// A bare shuttle schedule (applies to whichever scenario is explored).
+    Schedule(String),
+    /// A bare loom checkpoint file (applies to whichever scenario is explored).
+    LoomCheckpoint(PathBuf),
+}
+
+impl Replay {
+    /// Reads `EXPLORE_REPLAY`'s value: a path to a failure record or to a loom checkpoint
+    /// (`.json`), or a schedule string.
+    pub fn parse(value: &str) -> Result<Replay, KnobError> {
+        let invalid = |reason: String| KnobError::Invalid {
+            name: "EXPLORE_REPLAY",
+            value: value.to_owned(),
+            reason,
+        };
+        let path = Path::new(value.trim());
+        if path.is_file() {
+            if path.extension().is_some_and(|ext| ext == "json") {
+                return Ok(Replay::LoomCheckpoint(path.to_owned()));
+            }
+            let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
+            if text.trim_start().starts_with('#') || text.contains("scenario:") {
+                let mut record = Failure::from_record(&text)?;
+                record.record_file = Some(path.to_owned());
+                return Ok(Replay::Record(Box::new(record)));
+            }
+            return Ok(Replay::Schedule(text.trim().to_owned()));
+        }
+        let schedule: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+        if !schedule.is_empty() && schedule.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Replay::Schedule(schedule));
+        }
+        Err(invalid("neither a file nor a schedule string".to_owned()))
+    }
+
+    /// The scenario the replay belongs to, if it says.
+    pub fn scenario(&self) -> Option<&str> {
+        match self {
+            Replay::Record(record) => Some(&record.scenario),
+            _ => None,
+        }
+    }
+
+    /// The shuttle schedule, if this is one.
+    pub fn schedule(&self) -> Option<&str> {
+        match self {
+            Replay::Record(record) => record.schedule.as_deref(),
+            Replay::Schedule(schedule) => Some(schedule),
+            Replay::LoomCheckpoint(_) => None,
+        }
+    }
+
+    /// The loom checkpoint, if this is one.
+    pub fn loom_checkpoint(&self) -> Option<&Path> {
+        match self {
+            Replay::Record(record) => record.loom_checkpoint.as_deref(),
+            Replay::LoomCheckpoint(path) => Some(path),
+            Replay::Schedule(_) => None,
+        }
+    }
+
+    /// The failure record, if this is one.
+    pub fn record(&self) -> Option<&Failure> {
+        match self {
+            Replay::Record(record) => Some(record),
+            _ => None,
+        }
+    }
 }

@@ -17,6 +17,7 @@
 pub mod cells;
 pub mod crash;
 pub mod explore;
+pub mod explorer;
 pub mod failure;
 pub mod knobs;
 pub mod real;

@@ -15,8 +15,8 @@ use shuttle::scheduler::{ReplayScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle_engine::scheduler::ScheduleStep;
 use shuttle_engine::scheduler::serialization::serialize_schedule;
 
-use crate::explore::catch_panic;
 use crate::scenario::Fnv;
+use crate::scenario::catch_panic;
 
 /// Shuttle's encoding of `schedule`, on one line (shuttle wraps it at 76 columns).
 pub fn encode_schedule(schedule: &Schedule) -> String {

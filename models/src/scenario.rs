@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,8 +29,6 @@ use sim::SimWorld;
 use store::datastore::Error as DatastoreError;
 use store::sync::{JoinHandle, SyncFamily};
 use store::world::{FileKind, World};
-
-use crate::explore::catch_panic;
 
 /// Loom runs at most four threads besides the main one, so a scenario has at most four actors.
 pub const MAX_ACTORS: usize = 4;
@@ -296,6 +295,16 @@ pub fn execute<Sc: Scenario, S: SyncFamily>(
             })
             .collect(),
     );
+    // The simulator checks itself where tests run (debug assertions on): a bug of the world is
+    // not the store's.
+    if cfg!(debug_assertions)
+        && let Err(inconsistency) = world.check_consistency()
+    {
+        return Err(fail(
+            ScenarioError::Malformed(inconsistency.to_string()),
+            Some(&outcomes),
+        ));
+    }
     if let Some((actor, outcome)) = outcomes
         .iter()
         .find(|(_, outcome)| outcome.as_str().starts_with("panic: "))
@@ -405,4 +414,19 @@ pub fn world_digest<W: World>(world: &W, root: &Path) -> io::Result<u64> {
         }
     }
     Ok(hasher.finish())
+}
+
+/// Runs `f`, turning a panic into its message.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| {
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+            })
+            .unwrap_or_else(|| "non-string panic payload".to_owned())
+    })
 }

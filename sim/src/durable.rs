@@ -67,7 +67,7 @@
 //! that were already past the gate may still change the volatile state, but nothing is logged
 //! or made durable any more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use store::world::FileKind;
@@ -406,6 +406,9 @@ pub(crate) struct Durable {
     slots: BTreeMap<u64, BTreeMap<OsString, u64>>,
     /// The pending change that gave each inode its current entry.
     linked: BTreeMap<u64, u64>,
+    /// Files whose unsynced writes a failed `sync_all` dropped from the log: their durable
+    /// data may differ from what processes see.
+    lost_data: BTreeSet<u64>,
 }
 
 impl Durable {
@@ -424,7 +427,18 @@ impl Durable {
             next_seq: 0,
             slots: BTreeMap::new(),
             linked: BTreeMap::new(),
+            lost_data: BTreeSet::new(),
         }
+    }
+
+    /// Has the record been frozen (an armed crash fired)?
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Files whose writes a failed `sync_all` dropped (see the field).
+    pub(crate) fn lost_data(&self) -> &BTreeSet<u64> {
+        &self.lost_data
     }
 
     /// Freezes the record (the disk crashed).
@@ -504,6 +518,7 @@ impl Durable {
         if self.frozen {
             return;
         }
+        self.lost_data.insert(ino);
         self.pending.retain(|pending| {
             !matches!(pending.change, Change::Write { ino: i, .. } | Change::SetLen { ino: i, .. } if i == ino)
         });

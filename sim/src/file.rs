@@ -26,7 +26,7 @@ use store::world::{LockMode, LockWait, Metadata, OpenOptions, WorldFile};
 
 use crate::durable::Change;
 use crate::gate::OpKind;
-use crate::inode::{Content, Inode, InodeState, OfdId};
+use crate::inode::{Content, Inode, InodeState, OfdId, debug_check_locks};
 use crate::path::{bad_descriptor, file_error};
 use crate::world::SimWorld;
 
@@ -115,6 +115,7 @@ impl<S: SyncFamily> SimFile<S> {
         loop {
             if state.flock_compatible(self.ofd, mode) {
                 state.flocks.insert(self.ofd, (pid, mode));
+                debug_check_locks(&state);
                 return Ok(());
             }
             let LockWait::Timeout(timeout) = wait else {
@@ -341,6 +342,7 @@ impl<S: SyncFamily> SimFile<S> {
                 ));
             }
             state.record_locks.insert(pid, mode);
+            debug_check_locks(&state);
         }
         self.world.process.register_lock(&self.inode);
         Ok(())

@@ -214,3 +214,48 @@ impl<S: SyncFamily> InodeState<S> {
         self.flocks.len() != before
     }
 }
+
+impl<S: SyncFamily> InodeState<S> {
+    /// The lock-table invariants of one inode (module `selfcheck`); `next_pid` bounds the pids.
+    pub(crate) fn check_locks(&self, next_pid: Pid) -> Result<(), String> {
+        let flock_exclusive = self
+            .flocks
+            .values()
+            .any(|(_, mode)| *mode == LockMode::Exclusive);
+        if flock_exclusive && self.flocks.len() > 1 {
+            return Err(format!("exclusive flock beside others: {:?}", self.flocks));
+        }
+        if let Some((ofd, _)) = self.flocks.iter().find(|(ofd, _)| **ofd >= self.next_ofd) {
+            return Err(format!(
+                "flock of open file description {ofd} never handed out"
+            ));
+        }
+        let record_exclusive = self
+            .record_locks
+            .values()
+            .any(|mode| *mode == LockMode::Exclusive);
+        if record_exclusive && self.record_locks.len() > 1 {
+            let locks = &self.record_locks;
+            return Err(format!("exclusive record lock beside others: {locks:?}"));
+        }
+        let pids = self.flocks.values().map(|(pid, _)| pid);
+        if let Some(pid) = pids
+            .chain(self.record_locks.keys())
+            .find(|pid| **pid >= next_pid)
+        {
+            return Err(format!("lock held by process {pid}, which does not exist"));
+        }
+        Ok(())
+    }
+}
+
+/// Asserts [`InodeState::check_locks`] in debug builds, after a lock-table change (module
+/// `selfcheck`). Process ids are not bounded here: reading the id counter would add a
+/// scheduling point to every lock operation (`SimWorld::check_consistency` bounds them).
+pub(crate) fn debug_check_locks<S: SyncFamily>(state: &InodeState<S>) {
+    if cfg!(debug_assertions)
+        && let Err(problem) = state.check_locks(Pid::MAX)
+    {
+        panic!("simulated world is inconsistent: {problem}");
+    }
+}

@@ -45,11 +45,14 @@ mod file;
 mod gate;
 mod inode;
 mod namespace;
+mod ops;
 mod path;
+mod selfcheck;
 mod world;
 
 pub use durable::{CrashKeep, SECTOR};
 pub use families::{LoomJoinHandle, LoomSync, ShuttleJoinHandle, ShuttleSync};
 pub use file::SimFile;
 pub use gate::{Fault, OpFilter, OpKind, TraceEvent};
+pub use selfcheck::Inconsistency;
 pub use world::{START_TIME, SimStats, SimWorld};

@@ -57,13 +57,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use store::sync::{Mutex, SyncFamily};
-use store::world::{DirEntry, FileKind, Metadata, OpenOptions, SharedObject, World};
+use store::world::FileKind;
 
 use crate::durable::{Change, CrashKeep, Durable, Image};
-use crate::file::SimFile;
 use crate::gate::{Fault, Gate, OpKind, Refusal, TraceEvent};
 use crate::inode::{Content, Inode, Pid, TouchFault};
 
@@ -82,10 +80,10 @@ pub struct SimStats {
 }
 
 /// Counters that hand out identities.
-struct Ids {
-    next_ino: u64,
-    next_pid: Pid,
-    next_unique: u64,
+pub(crate) struct Ids {
+    pub(crate) next_ino: u64,
+    pub(crate) next_pid: Pid,
+    pub(crate) next_unique: u64,
 }
 
 /// The disk and clock shared by all processes of one simulated world.
@@ -95,9 +93,9 @@ pub(crate) struct Disk<S: SyncFamily> {
     /// The root directory.
     pub(crate) root: Arc<Inode<S>>,
     /// Simulated wall-clock time, seconds since the Unix epoch.
-    clock: Mutex<S, i64>,
+    pub(crate) clock: Mutex<S, i64>,
     /// Identity counters.
-    ids: Mutex<S, Ids>,
+    pub(crate) ids: Mutex<S, Ids>,
     /// Durability-call statistics.
     pub(crate) stats: Mutex<S, SimStats>,
     /// Serialises cross-directory renames, so directory ancestry is stable while one runs
@@ -122,6 +120,11 @@ impl<S: SyncFamily> Disk<S> {
     }
 
     /// The durable record (a leaf lock: nothing else is locked while it is held).
+    /// The next process id to hand out (every process of the disk has a smaller one).
+    pub(crate) fn next_pid(&self) -> Pid {
+        self.ids.lock().next_pid
+    }
+
     pub(crate) fn durable(&self) -> std::sync::MutexGuard<'_, Durable> {
         self.durable
             .lock()
@@ -146,7 +149,7 @@ pub(crate) struct Process<S: SyncFamily> {
     /// inode number, so [`SimWorld::kill_process`] can find them even once unlinked.
     locked: Mutex<S, BTreeMap<u64, Arc<Inode<S>>>>,
     /// The registry of [`World::process_shared`], by key (weak: users keep the objects alive).
-    shared: Mutex<S, BTreeMap<PathBuf, Weak<dyn Any + Send + Sync>>>,
+    pub(crate) shared: Mutex<S, BTreeMap<PathBuf, Weak<dyn Any + Send + Sync>>>,
 }
 
 impl<S: SyncFamily> Process<S> {
@@ -294,7 +297,7 @@ impl<S: SyncFamily> SimWorld<S> {
     }
 
     /// Records a clock move in the trace, if tracing.
-    fn trace_clock(&self, detail: impl FnOnce() -> String) {
+    pub(crate) fn trace_clock(&self, detail: impl FnOnce() -> String) {
         if self.disk.gate.tracing() {
             self.record(OpKind::Clock, Path::new(""), detail(), Ok(()));
         }
@@ -436,7 +439,7 @@ impl<S: SyncFamily> SimWorld<S> {
     }
 
     /// `touch_atime` past the gate: the inode's own `fail_touch` rule, then the new atime.
-    fn touch(&self, path: &Path) -> io::Result<()> {
+    pub(crate) fn touch(&self, path: &Path) -> io::Result<()> {
         let now = self.disk.now();
         self.disk.with_object(path, |inode, state| {
             if let Some(fault) = &mut state.touch_fault {
@@ -471,140 +474,6 @@ impl<S: SyncFamily> SimWorld<S> {
             }
         }
     }
-}
-
-impl<S: SyncFamily> World for SimWorld<S> {
-    type Sync = S;
-    type File = SimFile<S>;
-
-    fn now(&self) -> i64 {
-        self.disk.now()
-    }
-
-    fn sleep(&self, duration: Duration) {
-        let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-        *self.disk.clock.lock() += secs;
-        self.trace_clock(|| format!("{secs:+} s (sleep)"));
-    }
-
-    fn unique_id(&self) -> u64 {
-        let mut ids = self.disk.ids.lock();
-        let id = ids.next_unique;
-        ids.next_unique += 1;
-        id
-    }
-
-    fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::CreateDir, false, path, String::new, || {
-            self.disk.create_dir(path)
-        })
-    }
-
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        let detail = || "all".to_owned();
-        self.gated(OpKind::CreateDir, false, path, detail, || {
-            self.disk.create_dir_all(path)
-        })
-    }
-
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::RemoveDir, false, path, String::new, || {
-            self.disk.remove_dir(path)
-        })
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::RemoveFile, false, path, String::new, || {
-            self.disk.remove_file(path)
-        })
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let detail = || format!("-> {}", to.display());
-        self.gated(OpKind::Rename, false, from, detail, || {
-            self.disk.rename(from, to)
-        })
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.gated(OpKind::ReadDir, false, path, String::new, || {
-            self.disk.read_dir(path)
-        })
-    }
-
-    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        self.gated(OpKind::Metadata, false, path, String::new, || {
-            self.disk.with_object(path, |inode, state| {
-                Ok(state.metadata(inode.ino, inode.kind))
-            })
-        })
-    }
-
-    fn touch_atime(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::Touch, false, path, String::new, || self.touch(path))
-    }
-
-    fn process_shared(&self, key: &Path, make: &mut dyn FnMut() -> SharedObject) -> SharedObject {
-        let mut registry = self.process.shared.lock();
-        registry.retain(|_, object| object.strong_count() > 0);
-        if let Some(object) = registry.get(key).and_then(Weak::upgrade) {
-            return object;
-        }
-        let object = make();
-        registry.insert(key.to_owned(), Arc::downgrade(&object));
-        object
-    }
-
-    fn open(&self, path: &Path, options: OpenOptions) -> io::Result<SimFile<S>> {
-        let creates = options.create || options.create_new;
-        self.gated(
-            OpKind::Open,
-            creates,
-            path,
-            || open_detail(options),
-            || {
-                let (inode, ofd) = self.disk.open_inode(path, options)?;
-                let traced_path = self.disk.gate.tracing().then(|| path.to_owned());
-                Ok(SimFile::new(self.clone(), inode, ofd, options, traced_path))
-            },
-        )
-    }
-
-    fn fsync_dir(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::FsyncDir, false, path, String::new, || {
-            let ino = self.disk.check_live_dir(path)?;
-            self.disk.durable().sync_dir(ino);
-            self.disk.stats.lock().fsync_dir += 1;
-            Ok(())
-        })
-    }
-
-    fn syncfs(&self, path: &Path) -> io::Result<()> {
-        self.gated(OpKind::Syncfs, false, path, String::new, || {
-            self.disk.with_object(path, |_, _| Ok(()))?;
-            self.disk.durable().sync_all_changes();
-            self.disk.stats.lock().syncfs += 1;
-            Ok(())
-        })
-    }
-}
-
-/// The trace detail of an `open`: its access and creation flags.
-fn open_detail(options: OpenOptions) -> String {
-    let flags = [
-        (options.read, "read"),
-        (options.write, "write"),
-        (options.create, "create"),
-        (options.create_new, "create_new"),
-        (options.truncate, "truncate"),
-    ];
-    let set: Vec<&str> = flags
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| *name)
-        .collect();
-    set.join(", ")
 }
 
 /// The inode `ino` of `image` and, for a directory, everything below it, as live inodes

@@ -93,6 +93,17 @@ impl Env for SimEnv {
     }
 }
 
+impl Drop for SimEnv {
+    /// Every test on the simulated world ends with the simulator's own consistency check.
+    fn drop(&mut self) {
+        if !std::thread::panicking()
+            && let Err(inconsistency) = self.world.check_consistency()
+        {
+            panic!("{inconsistency}");
+        }
+    }
+}
+
 /// A datastore at `<root>/ds` with small fan-out, no syncing and a 50 ms manifest-lock wait.
 pub fn new_datastore<E: Env>(env: &E) -> Datastore<E::W> {
     let chunk_store = ChunkStoreConfig::new(PrefixFanout::SMALL).with_sync_level(SyncLevel::None);

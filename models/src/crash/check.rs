@@ -15,22 +15,8 @@ use store::regressions::Regressions;
 use store::sync::SyncFamily;
 use store::world::{FileKind, World};
 
+pub use super::workloads::Expectations;
 use super::workloads::{DAY, OWNER, ROOT, archives, config, group};
-
-/// What an operation's report promises about the store after it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Expectations {
-    /// Snapshots that must be finished and intact.
-    pub keep: Vec<BackupDir>,
-    /// Snapshots that must not exist (their removal was reported).
-    pub gone: Vec<BackupDir>,
-    /// Snapshots whose manifest must carry these notes.
-    pub notes: Vec<(BackupDir, String)>,
-    /// Snapshots that must be protected.
-    pub protected: Vec<BackupDir>,
-    /// Snapshots whose manifest must carry a verify state.
-    pub verified: Vec<BackupDir>,
-}
 
 /// How much a recovered world must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,6 @@ use store::regressions::Regressions;
 use store::sync::{StdSync, SyncFamily};
 use store::world::{OpenOptions, World, WorldFile};
 
-use super::check::Expectations;
 use crate::scenarios::prune_keep_last;
 
 /// Base directory of the datastore in every crash world.
@@ -260,6 +259,21 @@ impl Reported {
     pub fn is_ok(&self) -> bool {
         *self == Reported::Ok
     }
+}
+
+/// What an operation's report promises about the store after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// Snapshots that must be finished and intact.
+    pub keep: Vec<BackupDir>,
+    /// Snapshots that must not exist (their removal was reported).
+    pub gone: Vec<BackupDir>,
+    /// Snapshots whose manifest must carry these notes.
+    pub notes: Vec<(BackupDir, String)>,
+    /// Snapshots that must be protected.
+    pub protected: Vec<BackupDir>,
+    /// Snapshots whose manifest must carry a verify state.
+    pub verified: Vec<BackupDir>,
 }
 
 /// Runs the workload's operation and returns what it reported, with what must hold afterwards

@@ -26,7 +26,7 @@ use store::datastore::{Datastore, Error};
 use store::regressions::{Bug, Regressions};
 use store::sync::SyncFamily;
 
-use crate::explore::Explorer;
+use crate::explorer::Explorer;
 use crate::scenario::{Actor, Outcome, Outcomes, Scenario, ScenarioError};
 use crate::scenarios::{new_datastore, snapshot};
 

@@ -22,7 +22,7 @@ use store::regressions::Regressions;
 use store::sync::SyncFamily;
 use store::world::World;
 
-use crate::explore::Explorer;
+use crate::explorer::Explorer;
 use crate::scenario::{Scenario, ScenarioError};
 
 pub mod canary;
