@@ -3,10 +3,9 @@
 //! index order and unpacks the stream. Unchanged files give the same bytes, hence the same
 //! chunks, so an incremental backup re-uploads little.
 
-use std::io::{self, Read};
-use std::path::Path;
-
 use crate::exit::CliError;
+use crate::tarwrite::{Source, TreeWriter};
+use std::io::{self, Read};
 
 /// Smallest, average and largest chunk of a directory stream.
 pub const CDC_MIN: u32 = 512 << 10;
@@ -15,23 +14,19 @@ pub const CDC_AVG: u32 = 2 << 20;
 /// See [`CDC_MIN`].
 pub const CDC_MAX: u32 = 8 << 20;
 
-/// Streams `dir` as a tar archive and hands each content-defined chunk to `each`, in order.
-/// Returns the stream's length.
+/// Streams the sources as one tar stream (see [`crate::tarwrite`]) and hands each
+/// content-defined chunk to `each`, in order. Returns the stream's length and the warnings
+/// about entries skipped or changed while read.
 pub fn chunk_directory(
-    dir: &Path,
+    sources: Vec<Source>,
+    excludes: &[String],
     mut each: impl FnMut(&[u8]) -> Result<(), CliError>,
-) -> Result<u64, CliError> {
-    let io_err =
-        |what: &str, err: io::Error| CliError::Failure(format!("{what} {}: {err}", dir.display()));
-    let (reader, writer) = io::pipe().map_err(|err| io_err("pipe for", err))?;
-    let root = dir.to_owned();
-    let producer = std::thread::spawn(move || -> io::Result<()> {
-        let mut builder = tar::Builder::new(writer);
-        builder.follow_symlinks(false);
-        builder.mode(tar::HeaderMode::Complete);
-        builder.append_dir_all(".", &root)?;
-        builder.finish()
-    });
+) -> Result<(u64, Vec<String>), CliError> {
+    let io_err = |what: &str, err: io::Error| CliError::Failure(format!("{what}: {err}"));
+    let (reader, writer) = io::pipe().map_err(|err| io_err("pipe", err))?;
+    let writer = TreeWriter::new(writer, excludes)
+        .map_err(|err| CliError::BadInput(format!("bad --exclude pattern: {err}")))?;
+    let producer = std::thread::spawn(move || writer.write_all(&sources));
     let mut total = 0u64;
     let mut result = Ok(());
     for chunk in fastcdc::v2020::StreamCDC::new(reader, CDC_MIN, CDC_AVG, CDC_MAX) {
@@ -39,8 +34,7 @@ pub fn chunk_directory(
             Ok(chunk) => chunk,
             Err(err) => {
                 result = Err(CliError::Failure(format!(
-                    "reading {}: {err}",
-                    dir.display()
+                    "reading the archive stream: {err}"
                 )));
                 break;
             }
@@ -54,10 +48,10 @@ pub fn chunk_directory(
     // The reader is gone once the loop ends, so a producer still writing gets a broken pipe.
     let produced = producer
         .join()
-        .map_err(|_| CliError::Failure(format!("archiving {} panicked", dir.display())))?;
+        .map_err(|_| CliError::Failure("the archive writer panicked".into()))?;
     result?;
-    produced.map_err(|err| io_err("archiving", err))?;
-    Ok(total)
+    let warnings = produced.map_err(|err| io_err("writing the archive stream", err))?;
+    Ok((total, warnings))
 }
 
 /// Reads a sequence of chunks as one stream.
@@ -99,18 +93,4 @@ impl<F: FnMut() -> io::Result<Option<Vec<u8>>>> Read for ChunkStream<F> {
         self.position += n;
         Ok(n)
     }
-}
-
-/// Unpacks a directory stream into `target` (created if missing). Entries that would land
-/// outside `target` are refused by the tar reader.
-pub fn unpack(stream: impl Read, target: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(target)
-        .map_err(|err| CliError::Failure(format!("mkdir {}: {err}", target.display())))?;
-    let mut archive = tar::Archive::new(stream);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    archive
-        .unpack(target)
-        .map_err(|err| CliError::Failure(format!("restoring into {}: {err}", target.display())))
 }

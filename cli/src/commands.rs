@@ -4,22 +4,22 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use store::backup_info::{BackupDir, BackupGroup, BackupTime};
-use store::chunk_store::{Chunk, ChunkStoreConfig, PrefixFanout, SyncLevel};
-use store::datastore::backup::BackupSession;
+use store::backup_info::{BackupDir, BackupGroup};
+use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::gc::GcOptions;
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
 use store::datastore::verify::{VerifyJob, VerifyOptions, VerifyOutcome, VerifyReport};
 use store::datastore::{Datastore, DatastoreConfig};
 use store::index::{ArchiveKind, IndexFile};
-use store::manifest::{FileInfo, Manifest};
-use store::world::{RealWorld, World};
+use store::world::RealWorld;
 
-use crate::archive::{ChunkStream, chunk_directory, unpack};
+use crate::archive::ChunkStream;
+use crate::backup::recorded_warnings;
 use crate::exit::CliError;
+use crate::tarread::unpack;
 use crate::{Cli, Command, SyncArg, progress};
 
 type Store = Datastore<RealWorld>;
@@ -28,22 +28,7 @@ type Store = Datastore<RealWorld>;
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     let (value, text, code) = match &cli.command {
         Command::Init { fanout } => init(cli, *fanout)?,
-        Command::Backup {
-            group,
-            path,
-            archive,
-            time,
-            owner,
-            chunk_size,
-        } => backup(
-            cli,
-            group,
-            path,
-            archive.as_deref(),
-            time.as_deref(),
-            owner,
-            *chunk_size,
-        )?,
+        Command::Backup(args) => crate::backup::backup(cli, args)?,
         Command::List { group } => list(cli, group.as_deref())?,
         Command::Restore {
             snapshot,
@@ -98,7 +83,7 @@ pub fn print_out(text: &str) {
 }
 
 /// A command's result: JSON, the text for people, and the exit code.
-type Outcome = (Value, String, ExitCode);
+pub type Outcome = (Value, String, ExitCode);
 
 fn done(value: Value, text: String) -> Result<Outcome, CliError> {
     Ok((value, text, ExitCode::SUCCESS))
@@ -123,7 +108,7 @@ fn config(cli: &Cli, fanout: PrefixFanout) -> DatastoreConfig {
 }
 
 /// Opens the datastore, finding the fan-out it was created with.
-fn open(cli: &Cli) -> Result<Store, CliError> {
+pub fn open(cli: &Cli) -> Result<Store, CliError> {
     let path = store_path(cli)?;
     if !path.is_dir() {
         return Err(CliError::BadInput(format!(
@@ -145,7 +130,7 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
     )))
 }
 
-fn group_arg(text: &str) -> Result<BackupGroup, CliError> {
+pub fn group_arg(text: &str) -> Result<BackupGroup, CliError> {
     Ok(BackupGroup::from_relative_path(text)?)
 }
 
@@ -168,221 +153,78 @@ fn init(cli: &Cli, digits: u8) -> Result<Outcome, CliError> {
     done(json!({ "store": path, "fanout": digits }), text)
 }
 
-/// Chunk counters of one backup.
-#[derive(Default)]
-struct Upload {
-    chunks: u64,
-    uploaded: u64,
-    uploaded_bytes: u64,
-    reused: u64,
+/// A group argument that must exist: [`CliError::NotFound`] otherwise.
+pub fn existing_group(store: &Store, text: &str) -> Result<BackupGroup, CliError> {
+    let group = group_arg(text)?;
+    if !store.group_path(&group).is_dir() {
+        return Err(CliError::NotFound(format!("group {group} not found")));
+    }
+    Ok(group)
 }
 
-impl Upload {
-    /// Uploads `data` unless the session knows its digest, and appends it to `writer`.
-    fn add(
-        &mut self,
-        session: &mut BackupSession<RealWorld>,
-        writer: &store::datastore::backup::WriterHandle,
-        data: &[u8],
-    ) -> Result<(), CliError> {
-        let chunk = Chunk::from_data(data).map_err(|problem| {
-            CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
-        })?;
-        self.chunks += 1;
-        if session.is_known(chunk.digest()) {
-            self.reused += 1;
-        } else {
-            session.upload_chunk(&chunk)?;
-            self.uploaded += 1;
-            self.uploaded_bytes += data.len() as u64;
-        }
-        session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
-        Ok(())
+/// `n` bytes for people: `812 B`, `3.4 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
     }
-}
-
-fn default_archive(path: &Path, is_dir: bool) -> String {
-    if is_dir {
-        return "root.tar.didx".to_owned();
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
     }
-    let stem: String = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stem = if stem.is_empty() {
-        "image".to_owned()
-    } else {
-        stem
-    };
-    format!("{stem}.fidx")
-}
-
-fn backup(
-    cli: &Cli,
-    group: &str,
-    path: &Path,
-    archive: Option<&str>,
-    time: Option<&str>,
-    owner: &str,
-    chunk_size: u64,
-) -> Result<Outcome, CliError> {
-    let group = group_arg(group)?;
-    let metadata = std::fs::metadata(path)
-        .map_err(|err| CliError::BadInput(format!("cannot back up {}: {err}", path.display())))?;
-    let is_dir = metadata.is_dir();
-    if !is_dir && !metadata.is_file() {
-        return Err(CliError::BadInput(format!(
-            "{} is neither a directory nor a file",
-            path.display()
-        )));
-    }
-    let archive = archive
-        .map(str::to_owned)
-        .unwrap_or_else(|| default_archive(path, is_dir));
-    let wanted = if is_dir {
-        ArchiveKind::DynamicIndex
-    } else {
-        ArchiveKind::FixedIndex
-    };
-    if ArchiveKind::from_name(&archive) != Some(wanted) {
-        let extension = wanted.extension();
-        return Err(CliError::BadInput(format!(
-            "archive name {archive:?} must end in .{extension}"
-        )));
-    }
-    if !is_dir && (!chunk_size.is_power_of_two() || chunk_size < 4096) {
-        return Err(CliError::BadInput(format!(
-            "chunk size {chunk_size} is not a power of two >= 4096"
-        )));
-    }
-    let store = open(cli)?;
-    let time = match time {
-        Some(text) => BackupTime::parse(text)?,
-        None => BackupTime::from_epoch(store.world().now())?,
-    };
-    let dir = BackupDir::new(group, time);
-    let started = Instant::now();
-    let mut session = store.start_backup(&dir, owner)?;
-    let base = session.base().map(|base| base.to_string());
-    session.previous_index(&archive)?;
-    let mut upload = Upload::default();
-    let show = !cli.quiet && !cli.json;
-    let info: FileInfo = if is_dir {
-        let bar = progress::bytes(show, None, "backup");
-        let writer = session.create_dynamic_index(&archive)?;
-        chunk_directory(path, |data| {
-            bar.inc(data.len() as u64);
-            upload.add(&mut session, &writer, data)
-        })?;
-        bar.finish_and_clear();
-        session.close_index(writer)?
-    } else {
-        let bar = progress::bytes(show, Some(metadata.len()), "backup");
-        let writer = session.create_fixed_index(&archive, chunk_size)?;
-        let mut file = File::open(path)
-            .map_err(|err| CliError::BadInput(format!("open {}: {err}", path.display())))?;
-        let mut buffer = vec![0u8; chunk_size as usize];
-        loop {
-            let filled = read_full(&mut file, &mut buffer)
-                .map_err(|err| CliError::Failure(format!("read {}: {err}", path.display())))?;
-            if filled == 0 {
-                break;
-            }
-            bar.inc(filled as u64);
-            upload.add(&mut session, &writer, &buffer[..filled])?;
-            if filled < buffer.len() {
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        session.close_index(writer)?
-    };
-    let mut manifest = Manifest::new(&dir);
-    let size = info.size;
-    manifest
-        .add_file(info)
-        .map_err(|err| CliError::Failure(err.to_string()))?;
-    session.finish(manifest)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let value = json!({
-        "snapshot": dir.to_string(),
-        "archive": archive,
-        "base": base,
-        "bytes": size,
-        "chunks": upload.chunks,
-        "uploaded-chunks": upload.uploaded,
-        "uploaded-bytes": upload.uploaded_bytes,
-        "reused-chunks": upload.reused,
-        "seconds": seconds,
-    });
-    let text = format!(
-        "{dir}: {archive}, {size} bytes in {} chunks ({} uploaded, {} reused{}) in {seconds:.1} s",
-        upload.chunks,
-        upload.uploaded,
-        upload.reused,
-        base.map(|base| format!(" from {base}")).unwrap_or_default(),
-    );
-    done(value, text)
-}
-
-/// Reads until `buffer` is full or the end of the file.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn list(cli: &Cli, group: Option<&str>) -> Result<Outcome, CliError> {
     let store = open(cli)?;
     let groups = match group {
-        Some(text) => vec![group_arg(text)?],
+        Some(text) => vec![existing_group(&store, text)?],
         None => store.list_groups()?,
     };
     let mut rows = Vec::new();
     let mut text = String::new();
     for group in groups {
         for info in store.list_snapshots(&group)? {
-            let mut files = Vec::new();
-            let mut notes = None;
-            if info.finished
-                && let Ok(manifest) = store.load_manifest(&info.dir)
-            {
-                files = manifest
-                    .files
-                    .iter()
-                    .map(|f| json!({"name": f.filename, "size": f.size}))
-                    .collect();
-                notes = manifest.notes().ok().flatten().map(str::to_owned);
-            }
-            let state = if info.finished {
-                "finished"
-            } else {
-                "unfinished"
+            let manifest = match info.finished {
+                true => Some(store.load_manifest(&info.dir)),
+                false => None,
             };
-            let protected = if info.protected { ", protected" } else { "" };
-            text.push_str(&format!("{}  {state}{protected}\n", info.dir));
+            let (files, notes, warnings, state) = match &manifest {
+                Some(Ok(manifest)) => (
+                    manifest.files.clone(),
+                    manifest.notes().ok().flatten().map(str::to_owned),
+                    recorded_warnings(manifest),
+                    "finished".to_owned(),
+                ),
+                Some(Err(err)) => (Vec::new(), None, Vec::new(), format!("damaged: {err}")),
+                None => (Vec::new(), None, Vec::new(), "unfinished".to_owned()),
+            };
+            let size: u64 = files.iter().map(|file| file.size).sum();
+            let mut line = format!("{}  {}  {state}", info.dir, human_bytes(size));
+            if info.protected {
+                line.push_str(", protected");
+            }
+            if !warnings.is_empty() {
+                line.push_str(&format!(", partial ({} warnings)", warnings.len()));
+            }
+            text.push_str(&line);
+            text.push('\n');
+            let files: Vec<Value> = files
+                .iter()
+                .map(|f| json!({"name": f.filename, "size": f.size}))
+                .collect();
             rows.push(json!({
                 "snapshot": info.dir.to_string(),
+                "time": info.dir.time.to_string(),
+                "epoch": info.dir.time.epoch(),
                 "finished": info.finished,
                 "protected": info.protected,
+                "size": size,
                 "files": files,
                 "notes": notes,
+                "warnings": warnings,
             }));
         }
     }
@@ -440,21 +282,38 @@ fn restore(
     let bar = progress::bytes(!cli.quiet && !cli.json, Some(total), "restore");
     let digests = index.digests().to_vec();
     let mut next = 0;
+    // The first chunk that could not be read: the error the restore reports.
+    let chunk_error = std::cell::RefCell::new(None);
     let stream = ChunkStream::new(|| {
         let Some(digest) = digests.get(next) else {
             return Ok(None);
         };
         next += 1;
-        let data = reader.read_chunk(digest).map_err(io::Error::other)?;
+        let data = reader.read_chunk(digest).map_err(|err| {
+            let text = format!("chunk {digest} of {archive} in {dir}: {err}");
+            let cli_err = CliError::from(err);
+            let failure = io::Error::other(text.clone());
+            *chunk_error.borrow_mut() = Some(cli_err.with_text(text));
+            failure
+        })?;
         bar.inc(data.len() as u64);
         Ok(Some(data))
     });
-    match &index {
-        IndexFile::Dynamic(_) => unpack(stream, target)?,
-        IndexFile::Fixed(_) => write_image(stream, target, total)?,
-    }
+    let result = match &index {
+        IndexFile::Dynamic(_) => unpack(stream, target).map(|done| done.warnings),
+        IndexFile::Fixed(_) => write_image(stream, target, total).map(|()| Vec::new()),
+    };
     bar.finish_and_clear();
-    let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target, "bytes": total });
+    let warnings = match (result, chunk_error.into_inner()) {
+        (Err(_), Some(err)) | (Ok(_), Some(err)) => return Err(err),
+        (Err(err), None) => return Err(err),
+        (Ok(warnings), None) => warnings,
+    };
+    for warning in &warnings {
+        eprintln!("chunkstore: warning: {warning}");
+    }
+    let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target,
+        "bytes": total, "warnings": warnings });
     done(
         value,
         format!(

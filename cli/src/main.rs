@@ -14,9 +14,12 @@
 //! Exit codes: see [`exit`]. Every command takes `--json` for machine-readable output.
 
 mod archive;
+mod backup;
 mod commands;
 mod exit;
 mod progress;
+mod tarread;
+mod tarwrite;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +59,33 @@ pub enum SyncArg {
     Filesystem,
 }
 
+/// `chunkstore backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The group, `<type>/<id>` with type vm, ct or host.
+    pub group: String,
+    /// The directories or files to back up. One directory is archived as the stream's root;
+    /// several sources are archived under their file names.
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Archive name (default: `root.tar.didx` for a tree, `<file name>.fidx` for one file).
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// Backup time, RFC 3339 UTC (default: now); at most 5 minutes in the future.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Owner recorded for a new group, checked for an existing one.
+    #[arg(long, default_value = "root@local")]
+    pub owner: String,
+    /// Fixed chunk size for a file image, in bytes (a power of two).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub chunk_size: u64,
+    /// Leave out entries matching a shell pattern: against the file name, or the path in the
+    /// archive when the pattern has a `/` (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -65,25 +95,9 @@ pub enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
         fanout: u8,
     },
-    /// Back up a directory (dynamic index, content-defined chunks) or a file (fixed chunks).
-    Backup {
-        /// The group, `<type>/<id>` with type vm, ct or host.
-        group: String,
-        /// The directory or file to back up.
-        path: PathBuf,
-        /// Archive name (default: `root.tar.didx` for a directory, `<file name>.fidx` for a file).
-        #[arg(long)]
-        archive: Option<String>,
-        /// Backup time, RFC 3339 UTC (default: now).
-        #[arg(long)]
-        time: Option<String>,
-        /// Owner recorded for a new group, checked for an existing one.
-        #[arg(long, default_value = "root@local")]
-        owner: String,
-        /// Fixed chunk size for files, in bytes (a power of two).
-        #[arg(long, default_value_t = 4 << 20)]
-        chunk_size: u64,
-    },
+    /// Back up directories and files (one tar stream in a dynamic index), or one file as an
+    /// image (fixed chunks).
+    Backup(BackupArgs),
     /// List groups and snapshots.
     List {
         /// Only this group.
