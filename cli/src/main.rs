@@ -91,8 +91,9 @@ pub struct BackupArgs {
 pub enum Command {
     /// Create a datastore.
     Init {
-        /// Hex digits of the chunk prefix directories (4: 65536 directories; 1: 16).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+        /// Hex digits of the chunk prefix directories: 2 (256 directories) suits a store of up
+        /// to a few million chunks; 4 (65536) is Proxmox Backup Server's layout; 1 makes 16.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
         fanout: u8,
     },
     /// Back up directories and files (one tar stream in a dynamic index), or one file as an

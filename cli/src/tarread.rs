@@ -315,3 +315,28 @@ fn set_mtime(path: &Path, (seconds, nanos): (i64, i64)) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+    use crate::tarwrite::pax_time;
+
+    #[test]
+    fn pax_times_round_trip_with_nanoseconds_and_before_1970() {
+        for (seconds, nanos) in [
+            (0, 0),
+            (1, 0),
+            (1_600_000_000, 123_456_789),
+            (-1, 250_000_000),
+            (-2, 500_000_000),
+            (-86_400, 0),
+            (5, 1),
+        ] {
+            let text = pax_time(seconds, nanos);
+            assert_eq!(parse_time(&text).unwrap(), (seconds, nanos), "{text}");
+        }
+        assert_eq!(pax_time(-1, 250_000_000), "-0.750000000");
+        assert_eq!(parse_time("12.5").unwrap(), (12, 500_000_000));
+        assert!(parse_time("1.x").is_err() && parse_time("").is_err());
+    }
+}

@@ -187,6 +187,7 @@ impl<W: Write> TreeWriter<W> {
             file,
             remaining: size,
             read: 0,
+            ended: false,
             error: None,
         };
         self.append(header, &PathBuf::new(), &mut reader)?;
@@ -368,11 +369,13 @@ pub fn pax_time(seconds: i64, nanos: i64) -> String {
     format!("-{}.{fraction:09}", whole.unsigned_abs())
 }
 
-/// Reads exactly `remaining` bytes of a file: zeros past its end or past a read error.
+/// Reads exactly `remaining` bytes of a file: zeros from the first end of file or read error
+/// on (never data again, which would sit at the wrong offset).
 struct ExactReader {
     file: File,
     remaining: u64,
     read: u64,
+    ended: bool,
     error: Option<io::Error>,
 }
 
@@ -385,7 +388,7 @@ impl Read for ExactReader {
             return Ok(0);
         }
         let out = &mut out[..want];
-        let got = if self.error.is_some() {
+        let got = if self.ended {
             0
         } else {
             loop {
@@ -394,6 +397,7 @@ impl Read for ExactReader {
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => {
                         self.error = Some(err);
+                        self.ended = true;
                         break 0;
                     }
                 }
@@ -401,6 +405,7 @@ impl Read for ExactReader {
         };
         self.read += got as u64;
         let n = if got == 0 {
+            self.ended = true;
             out.fill(0);
             want
         } else {
