@@ -11,7 +11,6 @@ use store::backup_info::{BackupDir, BackupGroup};
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::gc::GcOptions;
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
-use store::datastore::verify::{VerifyJob, VerifyOptions, VerifyOutcome, VerifyReport};
 use store::datastore::{Datastore, DatastoreConfig};
 use store::index::{ArchiveKind, IndexFile};
 use store::world::RealWorld;
@@ -22,10 +21,29 @@ use crate::exit::CliError;
 use crate::tarread::unpack;
 use crate::{Cli, Command, SyncArg, progress};
 
-type Store = Datastore<RealWorld>;
+pub type Store = Datastore<RealWorld>;
 
 /// Runs the command of `cli`; prints its result (text or JSON).
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
+    run_command(cli).map_err(|err| match err {
+        CliError::Failure(text) if needs_lock_dir(cli) => CliError::Failure(format!(
+            "{text} (the datastore is not writable here: pass --lock-dir DIR to keep the lock \
+             files elsewhere)"
+        )),
+        err => err,
+    })
+}
+
+/// No `--lock-dir`, and the datastore's lock directory cannot be written.
+fn needs_lock_dir(cli: &Cli) -> bool {
+    cli.lock_dir.is_none()
+        && cli
+            .store
+            .as_deref()
+            .is_some_and(|store| store.is_dir() && !crate::verify::writable(&store.join(".locks")))
+}
+
+fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
     let (value, text, code) = match &cli.command {
         Command::Init { fanout } => init(cli, *fanout)?,
         Command::Backup(args) => crate::backup::backup(cli, args)?,
@@ -64,7 +82,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Verify {
             target,
             skip_verified,
-        } => verify(cli, target.as_deref(), *skip_verified)?,
+            read_only,
+        } => crate::verify::verify(cli, target.as_deref(), *skip_verified, *read_only)?,
         Command::Protect { snapshot, off } => protect(cli, snapshot, !*off)?,
         Command::Notes { snapshot, text } => notes(cli, snapshot, text.as_deref())?,
     };
@@ -104,7 +123,10 @@ fn store_path(cli: &Cli) -> Result<&Path, CliError> {
 }
 
 fn config(cli: &Cli, fanout: PrefixFanout) -> DatastoreConfig {
-    DatastoreConfig::new(ChunkStoreConfig::new(fanout).with_sync_level(sync_level(cli)))
+    let mut config =
+        DatastoreConfig::new(ChunkStoreConfig::new(fanout).with_sync_level(sync_level(cli)));
+    config.lock_dir = cli.lock_dir.clone();
+    config
 }
 
 /// Opens the datastore, finding the fan-out it was created with.
@@ -236,7 +258,7 @@ fn resolve_snapshot(store: &Store, text: &str) -> Result<BackupDir, CliError> {
     if let Ok(dir) = BackupDir::from_relative_path(text) {
         return Ok(dir);
     }
-    let group = group_arg(text)?;
+    let group = existing_group(store, text)?;
     store
         .list_snapshots(&group)?
         .into_iter()
@@ -434,65 +456,6 @@ fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Ou
         text.push_str(&format!("warning: {warning}\n"));
     }
     done(value, text)
-}
-
-fn verify(cli: &Cli, target: Option<&str>, skip_verified: bool) -> Result<Outcome, CliError> {
-    let store = open(cli)?;
-    let options = VerifyOptions {
-        ignore_verified: skip_verified,
-        ..VerifyOptions::default()
-    };
-    let mut job = VerifyJob::new();
-    let spinner = progress::spinner(!cli.quiet && !cli.json, "verify");
-    let reports: Vec<VerifyReport> = match target {
-        None => store.verify_all(&mut job, &options)?,
-        Some(text) => match BackupDir::from_relative_path(text) {
-            Ok(dir) => {
-                let result = store.verify_snapshot(&mut job, &options, &dir);
-                vec![VerifyReport { dir, result }]
-            }
-            Err(_) => store.verify_group(&mut job, &options, &group_arg(text)?)?,
-        },
-    };
-    spinner.finish_and_clear();
-    let mut failed = 0;
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    for report in &reports {
-        let (state, problems): (String, Vec<String>) = match &report.result {
-            Ok(VerifyOutcome::Verified { ok: true, .. }) => ("ok".into(), Vec::new()),
-            Ok(VerifyOutcome::Verified {
-                ok: false,
-                problems,
-            }) => {
-                failed += 1;
-                (
-                    "failed".into(),
-                    problems.iter().map(ToString::to_string).collect(),
-                )
-            }
-            Ok(VerifyOutcome::Skipped(reason)) => (format!("skipped ({reason:?})"), Vec::new()),
-            Err(err) => {
-                failed += 1;
-                ("error".into(), vec![err.to_string()])
-            }
-        };
-        text.push_str(&format!("{}  {state}\n", report.dir));
-        for problem in &problems {
-            text.push_str(&format!("  {problem}\n"));
-        }
-        rows.push(
-            json!({ "snapshot": report.dir.to_string(), "state": state, "problems": problems }),
-        );
-    }
-    let value =
-        json!({ "snapshots": rows, "failed": failed, "chunks-hashed": job.chunks_hashed() });
-    let code = if failed > 0 {
-        ExitCode::from(5)
-    } else {
-        ExitCode::SUCCESS
-    };
-    Ok((value, text, code))
 }
 
 fn protect(cli: &Cli, snapshot: &str, on: bool) -> Result<Outcome, CliError> {

@@ -20,6 +20,7 @@ mod exit;
 mod progress;
 mod tarread;
 mod tarwrite;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ pub struct Cli {
     /// The datastore directory.
     #[arg(short, long, env = "CHUNKSTORE", global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Directory for the lock files instead of `<store>/.locks`, for a read-only datastore
+    /// or a user without write access to it. Locks taken there do not exclude processes that
+    /// use the datastore's own lock directory (a backup, prune or GC running meanwhile).
+    #[arg(long, env = "CHUNKSTORE_LOCK_DIR", global = true, value_name = "DIR")]
+    pub lock_dir: Option<PathBuf>,
     /// Print results as JSON on stdout (no progress bars).
     #[arg(long, global = true)]
     pub json: bool,
@@ -164,6 +170,10 @@ pub enum Command {
         /// Skip snapshots that already have a verify state.
         #[arg(long)]
         skip_verified: bool,
+        /// Write nothing: no verify state saved, damaged chunks not renamed to `.bad` (implied
+        /// when the datastore directory is not writable).
+        #[arg(long)]
+        read_only: bool,
     },
     /// Protect a snapshot from forget and prune (or lift the protection).
     Protect {
