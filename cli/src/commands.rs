@@ -11,7 +11,7 @@ use store::backup_info::{BackupDir, BackupGroup};
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::gc::GcOptions;
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
-use store::datastore::{Datastore, DatastoreConfig};
+use store::datastore::{Datastore, DatastoreConfig, Error as StoreError};
 use store::index::{ArchiveKind, IndexFile};
 use store::world::RealWorld;
 
@@ -415,6 +415,27 @@ fn prune(
     Ok((value, text, code))
 }
 
+/// The first index file of a finished snapshot that does not open, and why.
+fn find_bad_index(store: &Store) -> Option<(std::path::PathBuf, String)> {
+    for group in store.list_groups().ok()? {
+        for info in store.list_snapshots(&group).ok()? {
+            let Ok(manifest) = store.load_manifest(&info.dir) else {
+                continue;
+            };
+            for file in &manifest.files {
+                if !file.kind().is_some_and(|kind| kind.is_index()) {
+                    continue;
+                }
+                let path = store.snapshot_path(&info.dir).join(&file.filename);
+                if let Err(err) = IndexFile::open(store.world(), &path) {
+                    return Some((path, err.to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
 fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Outcome, CliError> {
     let store = open(cli)?;
     let mut options = GcOptions {
@@ -425,7 +446,19 @@ fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Ou
         options.cutoff = Duration::from_secs(minutes.saturating_mul(60));
     }
     let spinner = progress::spinner(!cli.quiet && !cli.json, "garbage collection");
-    let outcome = store.garbage_collection(&options)?;
+    let outcome = store
+        .garbage_collection(&options)
+        .map_err(|err| match err {
+            StoreError::Index(source) => match find_bad_index(&store) {
+                Some((path, problem)) => CliError::Damaged(format!(
+                    "index {}: {problem}; garbage collection stopped \
+                 (forget the snapshot or repair the file)",
+                    path.display()
+                )),
+                None => CliError::from(StoreError::Index(source)),
+            },
+            err => CliError::from(err),
+        })?;
     spinner.finish_and_clear();
     let status = &outcome.status;
     let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();

@@ -73,6 +73,12 @@ fn classify(
                 (Class::Trouble, "not checked (I/O error)".into(), texts)
             }
         }
+        Ok(VerifyOutcome::Skipped(SkipReason::AlreadyVerified(state)))
+            if state.state == VerifyState::Failed =>
+        {
+            let reason = SkipReason::AlreadyVerified(state);
+            (Class::Damaged, skip_text(&reason), Vec::new())
+        }
         Ok(VerifyOutcome::Skipped(reason)) => (Class::Skipped, skip_text(&reason), Vec::new()),
         Err(err) => match CliError::from(err) {
             CliError::Damaged(text) => (Class::Damaged, "damaged".into(), vec![text]),
@@ -140,7 +146,7 @@ pub fn verify(
     let spinner = progress::spinner(!cli.quiet && !cli.json, "verify");
     let mut text = String::new();
     if read_only {
-        text.push_str("read-only: no verify state is saved, damaged chunks are not renamed\n");
+        text.push_str("read-only: no verify state is saved and bad chunks are not renamed\n");
     }
     let (mut rows, mut worst) = (Vec::new(), Class::Ok);
     for info in snapshots {
