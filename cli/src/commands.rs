@@ -34,13 +34,22 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     })
 }
 
-/// No `--lock-dir`, and the datastore's lock directory cannot be written.
+/// No `--lock-dir`, and the datastore's lock directory (or the datastore, while it has none)
+/// cannot be written.
 fn needs_lock_dir(cli: &Cli) -> bool {
+    let Some(store) = cli.store.as_deref() else {
+        return false;
+    };
+    let locks = store.join(".locks");
+    let dir = if locks.is_dir() {
+        locks
+    } else {
+        store.to_owned()
+    };
     cli.lock_dir.is_none()
-        && cli
-            .store
-            .as_deref()
-            .is_some_and(|store| store.is_dir() && !crate::verify::writable(&store.join(".locks")))
+        && !matches!(cli.command, crate::Command::Init { .. })
+        && store.join(".chunks").is_dir()
+        && !crate::verify::writable(&dir)
 }
 
 fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
@@ -165,14 +174,56 @@ fn init(cli: &Cli, digits: u8) -> Result<Outcome, CliError> {
     let fanout = PrefixFanout::new(digits)
         .ok_or_else(|| CliError::BadInput(format!("fan-out {digits} is not 1 to 4")))?;
     let spinner = progress::spinner(!cli.quiet && !cli.json, "creating the chunk directories");
-    Datastore::create(RealWorld::new(), path, config(cli, fanout))?;
+    let result = create_whole(cli, path, fanout);
     spinner.finish_and_clear();
+    result?;
     let text = format!(
         "created datastore {} ({} chunk directories)",
         path.display(),
         fanout.dir_count()
     );
     done(json!({ "store": path, "fanout": digits }), text)
+}
+
+/// Creates the datastore in a scratch directory beside `path` and renames it into place, so
+/// that a failure (no space, no inodes) leaves nothing behind. `path` may be an empty directory.
+fn create_whole(cli: &Cli, path: &Path, fanout: PrefixFanout) -> Result<(), CliError> {
+    let fail =
+        |what: &str, err: io::Error| CliError::Failure(format!("{what} {}: {err}", path.display()));
+    match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => {
+            let what = if path.join(".chunks").exists() {
+                "a datastore already exists at"
+            } else {
+                "not an empty directory:"
+            };
+            return Err(CliError::BadInput(format!("{what} {}", path.display())));
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail("cannot read", err)),
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    let scratch = path.with_file_name(format!(
+        ".{}.init-{}",
+        name.unwrap_or_else(|| "store".into()),
+        std::process::id()
+    ));
+    let created = Datastore::create(RealWorld::new(), &scratch, config(cli, fanout))
+        .map_err(CliError::from)
+        .and_then(|store| {
+            drop(store);
+            std::fs::rename(&scratch, path).map_err(|err| fail("cannot move the new store to", err))
+        });
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    created.map_err(|err| {
+        let text = format!("creating datastore {}: {err}", path.display());
+        err.with_text(text)
+    })
 }
 
 /// A group argument that must exist: [`CliError::NotFound`] otherwise.

@@ -227,3 +227,39 @@ fn a_read_only_datastore_serves_list_restore_and_verify() {
     assert_eq!(verified["read-only"], true);
     assert_eq!(verified["failed"], 0, "{verified:#}");
 }
+
+#[test]
+fn init_out_of_inodes_leaves_nothing_behind() {
+    let temp = tempfile::tempdir().unwrap();
+    let small = temp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    if !is_root() {
+        println!("skipped: not root, no tmpfs mount");
+        return;
+    }
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m,nr_inodes=100", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    if !mount.status.success() {
+        println!("skipped: mount refused here: {}", describe(&mount));
+        return;
+    }
+    let _mount = Mount(small.clone());
+    let tool = Tool {
+        store: small.join("store"),
+    };
+    let (code, stderr) = tool.code(&["init", "--fanout", "2"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("No space left") && stderr.contains("store"),
+        "{stderr}"
+    );
+    let left: Vec<_> = fs::read_dir(&small).unwrap().collect();
+    assert!(left.is_empty(), "nothing half-made is left: {left:?}");
+    let (code, stderr) = tool.code(&["list"]);
+    assert_eq!(code, 2, "no datastore: {stderr}");
+    tool.json(&["init", "--fanout", "1"]);
+    tool.json(&["list"]);
+}
