@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use store::backup_info::{BackupDir, BackupTime};
 use store::chunk_store::Chunk;
 use store::datastore::backup::{BackupSession, WriterHandle};
+use store::digest::Digest;
 use store::index::ArchiveKind;
 use store::manifest::Manifest;
 use store::world::{RealWorld, World};
@@ -30,10 +31,14 @@ pub const WARNINGS_KEY: &str = "backup-warnings";
 /// Chunk counters of one backup.
 #[derive(Default)]
 struct Upload {
+    /// zstd level, 0 for uncompressed chunks.
+    level: i32,
     chunks: u64,
     /// Chunks this backup wrote to the chunk store (not already there).
     written: u64,
     written_bytes: u64,
+    /// Bytes of the blobs written (compressed).
+    stored_bytes: u64,
     /// Chunks already in the chunk store (found there, or known from the previous snapshot).
     reused: u64,
 }
@@ -46,21 +51,29 @@ impl Upload {
         writer: &WriterHandle,
         data: &[u8],
     ) -> Result<(), CliError> {
-        let chunk = Chunk::from_data(data).map_err(|problem| {
+        self.chunks += 1;
+        let digest = Digest::of(data);
+        if session.is_known(&digest) {
+            self.reused += 1;
+            session.append_chunk(writer, &digest, data.len() as u64)?;
+            return Ok(());
+        }
+        let chunk = if self.level > 0 {
+            Chunk::from_data_compressed(data, self.level)
+        } else {
+            Chunk::from_data(data)
+        };
+        let chunk = chunk.map_err(|problem| {
             CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
         })?;
-        self.chunks += 1;
-        if session.is_known(chunk.digest()) {
+        let duplicates = session.upload_stats().duplicates;
+        session.upload_chunk(&chunk)?;
+        if session.upload_stats().duplicates > duplicates {
             self.reused += 1;
         } else {
-            let duplicates = session.upload_stats().duplicates;
-            session.upload_chunk(&chunk)?;
-            if session.upload_stats().duplicates > duplicates {
-                self.reused += 1;
-            } else {
-                self.written += 1;
-                self.written_bytes += data.len() as u64;
-            }
+            self.written += 1;
+            self.written_bytes += data.len() as u64;
+            self.stored_bytes += chunk.blob().len() as u64;
         }
         session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
         Ok(())
@@ -187,7 +200,10 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
     let mut session = store.start_backup(&dir, &args.owner)?;
     let base = session.base().map(|base| base.to_string());
     session.previous_index(&archive)?;
-    let mut upload = Upload::default();
+    let mut upload = Upload {
+        level: args.compress,
+        ..Upload::default()
+    };
     let show = !cli.quiet && !cli.json;
     let (info, warnings) = match plan {
         Plan::Stream(sources) => {
@@ -228,6 +244,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
         "chunks": upload.chunks,
         "uploaded-chunks": upload.written,
         "uploaded-bytes": upload.written_bytes,
+        "stored-bytes": upload.stored_bytes,
         "reused-chunks": upload.reused,
         "seconds": seconds,
         "warnings": warnings,

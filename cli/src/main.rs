@@ -90,6 +90,10 @@ pub struct BackupArgs {
     /// archive when the pattern has a `/` (repeatable).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// zstd level of the chunks written (1 fast to 19 small; 0 stores them uncompressed).
+    #[arg(long, default_value_t = 3, value_name = "LEVEL",
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub compress: i32,
 }
 
 /// The commands.

@@ -285,3 +285,54 @@ fn unreadable_entries_and_sockets_make_a_partial_backup() {
     assert_eq!(fs::read(restored.join("public")).unwrap(), b"public");
     assert!(!restored.join("secret").exists() && !restored.join("closed-dir").exists());
 }
+
+#[test]
+fn compressed_and_plain_chunks_live_side_by_side() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = Tool {
+        store: temp.path().join("store"),
+    };
+    tool.json(&["init", "--fanout", "1"]);
+    let text = temp.path().join("text");
+    fs::create_dir_all(&text).unwrap();
+    let lines: String = (0..200_000)
+        .map(|i| format!("{i} backup chunk ok\n"))
+        .collect();
+    fs::write(text.join("log"), &lines).unwrap();
+    let packed = tool.json(&["backup", "host/packed", text.to_str().unwrap()]);
+    let stored = packed["stored-bytes"].as_u64().unwrap();
+    assert!(stored * 4 < packed["bytes"].as_u64().unwrap(), "{packed:#}");
+    let binary = temp.path().join("binary");
+    fs::create_dir_all(&binary).unwrap();
+    fs::write(binary.join("noise"), noise(1 << 20, 4)).unwrap();
+    let plain = tool.json(&[
+        "backup",
+        "host/plain",
+        binary.to_str().unwrap(),
+        "--compress",
+        "0",
+    ]);
+    assert!(
+        plain["stored-bytes"].as_u64().unwrap() > 1 << 20,
+        "{plain:#}"
+    );
+    let magics: std::collections::BTreeSet<Vec<u8>> = common::walk(&tool.store.join(".chunks"))
+        .into_iter()
+        .filter(|path| path.is_file())
+        .map(|path| fs::read(path).unwrap()[..8].to_vec())
+        .collect();
+    assert_eq!(magics.len(), 2, "both blob kinds are stored");
+    for (group, source) in [("host/packed", &text), ("host/plain", &binary)] {
+        let out = temp.path().join(group.replace('/', "-"));
+        tool.json(&["restore", group, out.to_str().unwrap()]);
+        assert_eq!(listing(source), listing(&out));
+        let name = if group == "host/packed" {
+            "log"
+        } else {
+            "noise"
+        };
+        assert!(fs::read(source.join(name)).unwrap() == fs::read(out.join(name)).unwrap());
+    }
+    let verified = tool.json(&["verify"]);
+    assert_eq!(verified["failed"], 0, "{verified:#}");
+}
