@@ -1,7 +1,6 @@
 //! The commands, each on a datastore of the real world.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,13 +11,11 @@ use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::gc::GcOptions;
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
 use store::datastore::{Datastore, DatastoreConfig, Error as StoreError};
-use store::index::{ArchiveKind, IndexFile};
+use store::index::IndexFile;
 use store::world::RealWorld;
 
-use crate::archive::ChunkStream;
 use crate::backup::recorded_warnings;
 use crate::exit::CliError;
-use crate::tarread::unpack;
 use crate::{Cli, Command, SyncArg, progress};
 
 pub type Store = Datastore<RealWorld>;
@@ -61,10 +58,12 @@ fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
             snapshot,
             target,
             archive,
-        } => restore(cli, snapshot, target, archive.as_deref())?,
+        } => crate::restore::restore(cli, snapshot, target, archive.as_deref())?,
+        Command::Ls { snapshot, archive } => crate::restore::ls(cli, snapshot, archive.as_deref())?,
         Command::Forget { snapshot } => forget(cli, snapshot)?,
         Command::Prune {
             group,
+            all: _,
             keep_last,
             keep_hourly,
             keep_daily,
@@ -82,7 +81,7 @@ fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
                 keep_monthly: *keep_monthly,
                 keep_yearly: *keep_yearly,
             };
-            prune(cli, group, keep, *utc_offset_minutes, *dry_run)?
+            prune(cli, group.as_deref(), keep, *utc_offset_minutes, *dry_run)?
         }
         Command::Gc {
             cutoff_minutes,
@@ -113,7 +112,7 @@ pub fn print_out(text: &str) {
 /// A command's result: JSON, the text for people, and the exit code.
 pub type Outcome = (Value, String, ExitCode);
 
-fn done(value: Value, text: String) -> Result<Outcome, CliError> {
+pub fn done(value: Value, text: String) -> Result<Outcome, CliError> {
     Ok((value, text, ExitCode::SUCCESS))
 }
 
@@ -304,111 +303,6 @@ fn list(cli: &Cli, group: Option<&str>) -> Result<Outcome, CliError> {
     done(Value::Array(rows), text)
 }
 
-/// A snapshot argument, or a group's newest finished snapshot.
-fn resolve_snapshot(store: &Store, text: &str) -> Result<BackupDir, CliError> {
-    if let Ok(dir) = BackupDir::from_relative_path(text) {
-        return Ok(dir);
-    }
-    let group = existing_group(store, text)?;
-    store
-        .list_snapshots(&group)?
-        .into_iter()
-        .rev()
-        .find(|info| info.finished)
-        .map(|info| info.dir)
-        .ok_or_else(|| CliError::NotFound(format!("group {group} has no finished snapshot")))
-}
-
-fn restore(
-    cli: &Cli,
-    snapshot: &str,
-    target: &Path,
-    archive: Option<&str>,
-) -> Result<Outcome, CliError> {
-    let store = open(cli)?;
-    let dir = resolve_snapshot(&store, snapshot)?;
-    let mut reader = store.open_reader(&dir)?;
-    let archive = match archive {
-        Some(name) => name.to_owned(),
-        None => {
-            let indexes: Vec<&str> = reader
-                .manifest()
-                .files
-                .iter()
-                .map(|file| file.filename.as_str())
-                .filter(|name| ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()))
-                .collect();
-            match indexes.as_slice() {
-                [only] => (*only).to_owned(),
-                _ => {
-                    return Err(CliError::BadInput(format!(
-                        "{dir} has {} index archives ({}); choose one with --archive",
-                        indexes.len(),
-                        indexes.join(", ")
-                    )));
-                }
-            }
-        }
-    };
-    let index = reader.open_index(&archive)?;
-    let total = index.index_bytes();
-    let bar = progress::bytes(!cli.quiet && !cli.json, Some(total), "restore");
-    let digests = index.digests().to_vec();
-    let mut next = 0;
-    // The first chunk that could not be read: the error the restore reports.
-    let chunk_error = std::cell::RefCell::new(None);
-    let stream = ChunkStream::new(|| {
-        let Some(digest) = digests.get(next) else {
-            return Ok(None);
-        };
-        next += 1;
-        let data = reader.read_chunk(digest).map_err(|err| {
-            let text = format!("chunk {digest} of {archive} in {dir}: {err}");
-            let cli_err = CliError::from(err);
-            let failure = io::Error::other(text.clone());
-            *chunk_error.borrow_mut() = Some(cli_err.with_text(text));
-            failure
-        })?;
-        bar.inc(data.len() as u64);
-        Ok(Some(data))
-    });
-    let result = match &index {
-        IndexFile::Dynamic(_) => unpack(stream, target).map(|done| done.warnings),
-        IndexFile::Fixed(_) => write_image(stream, target, total).map(|()| Vec::new()),
-    };
-    bar.finish_and_clear();
-    let warnings = match (result, chunk_error.into_inner()) {
-        (Err(_), Some(err)) | (Ok(_), Some(err)) => return Err(err),
-        (Err(err), None) => return Err(err),
-        (Ok(warnings), None) => warnings,
-    };
-    for warning in &warnings {
-        eprintln!("chunkstore: warning: {warning}");
-    }
-    let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target,
-        "bytes": total, "warnings": warnings });
-    done(
-        value,
-        format!(
-            "restored {archive} of {dir} ({total} bytes) to {}",
-            target.display()
-        ),
-    )
-}
-
-fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), CliError> {
-    let fail = |err: io::Error| CliError::Failure(format!("restoring {}: {err}", target.display()));
-    let mut file = File::create(target).map_err(fail)?;
-    let copied = io::copy(&mut stream, &mut file).map_err(fail)?;
-    if copied != size {
-        return Err(CliError::Damaged(format!(
-            "image has {copied} bytes, its index says {size}"
-        )));
-    }
-    file.flush().map_err(fail)?;
-    file.sync_all().map_err(fail)
-}
-
 fn forget(cli: &Cli, snapshot: &str) -> Result<Outcome, CliError> {
     let dir = snapshot_arg(snapshot)?;
     let store = open(cli)?;
@@ -421,13 +315,16 @@ fn forget(cli: &Cli, snapshot: &str) -> Result<Outcome, CliError> {
 
 fn prune(
     cli: &Cli,
-    group: &str,
+    group: Option<&str>,
     keep: KeepOptions,
     offset_minutes: i32,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let group = group_arg(group)?;
     let store = open(cli)?;
+    let groups = match group {
+        Some(text) => vec![existing_group(&store, text)?],
+        None => store.list_groups()?,
+    };
     let utc_offset_seconds = offset_minutes.checked_mul(60).ok_or_else(|| {
         CliError::BadInput(format!("UTC offset {offset_minutes} min is out of range"))
     })?;
@@ -436,27 +333,31 @@ fn prune(
         utc_offset_seconds,
         dry_run,
     };
-    let report = store.prune_group(&group, &options)?;
     let mut text = String::new();
-    if report.keeps_everything {
-        text.push_str("no keep option given: every snapshot is kept\n");
+    let (mut rows, mut warnings, mut keeps_everything) = (Vec::new(), 0, false);
+    for group in groups {
+        let report = store.prune_group(&group, &options)?;
+        keeps_everything |= report.keeps_everything;
+        for entry in &report.entries {
+            let outcome = match &entry.outcome {
+                PruneOutcome::Kept => "kept".to_owned(),
+                PruneOutcome::WouldRemove => "would remove".to_owned(),
+                PruneOutcome::Removed => "removed".to_owned(),
+                PruneOutcome::NotRemoved(err) => {
+                    warnings += 1;
+                    format!("not removed: {err}")
+                }
+            };
+            text.push_str(&format!("{}  {}  {outcome}\n", entry.info.dir, entry.mark));
+            rows.push(json!({ "snapshot": entry.info.dir.to_string(),
+                "mark": entry.mark.as_str(), "outcome": outcome }));
+        }
     }
-    let mut rows = Vec::new();
-    let mut warnings = 0;
-    for entry in &report.entries {
-        let outcome = match &entry.outcome {
-            PruneOutcome::Kept => "kept".to_owned(),
-            PruneOutcome::WouldRemove => "would remove".to_owned(),
-            PruneOutcome::Removed => "removed".to_owned(),
-            PruneOutcome::NotRemoved(err) => {
-                warnings += 1;
-                format!("not removed: {err}")
-            }
-        };
-        text.push_str(&format!("{}  {}  {outcome}\n", entry.info.dir, entry.mark));
-        rows.push(json!({ "snapshot": entry.info.dir.to_string(), "mark": entry.mark.as_str(), "outcome": outcome }));
+    if keeps_everything {
+        text.insert_str(0, "no keep option given: every snapshot is kept\n");
     }
-    let value = json!({ "group": group.to_string(), "dry-run": dry_run, "snapshots": rows, "warnings": warnings });
+    let value = json!({ "group": group, "dry-run": dry_run, "snapshots": rows,
+        "warnings": warnings });
     // Prune goes on past a snapshot it could not remove; the exit code still says so.
     let code = if warnings > 0 {
         ExitCode::from(3)

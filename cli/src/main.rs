@@ -18,6 +18,7 @@ mod backup;
 mod commands;
 mod exit;
 mod progress;
+mod restore;
 mod tarread;
 mod tarwrite;
 mod verify;
@@ -124,15 +125,27 @@ pub enum Command {
         #[arg(long)]
         archive: Option<String>,
     },
+    /// List the entries of a directory archive of a snapshot.
+    Ls {
+        /// A snapshot `<type>/<id>/<time>`, or a group for its newest finished snapshot.
+        snapshot: String,
+        /// Which archive (default: the snapshot's only index archive).
+        #[arg(long)]
+        archive: Option<String>,
+    },
     /// Remove one snapshot.
     Forget {
         /// `<type>/<id>/<time>`.
         snapshot: String,
     },
-    /// Remove the snapshots of a group that no keep option selects.
+    /// Remove the snapshots of a group (or of every group) that no keep option selects.
     Prune {
-        /// `<type>/<id>`.
-        group: String,
+        /// `<type>/<id>` (omit with `--all`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        group: Option<String>,
+        /// Prune every group with the same keep options.
+        #[arg(long)]
+        all: bool,
         /// Keep the newest N snapshots.
         #[arg(long, default_value_t = 0)]
         keep_last: u32,

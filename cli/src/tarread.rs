@@ -35,6 +35,92 @@ pub struct Unpacked {
     pub warnings: Vec<String>,
 }
 
+/// One entry of a directory stream, as `chunkstore ls` shows it.
+#[derive(Debug)]
+pub struct Listed {
+    kind: EntryType,
+    meta: Meta,
+    size: u64,
+    name: PathBuf,
+    link: Option<PathBuf>,
+}
+
+impl Listed {
+    fn kind_char(&self) -> char {
+        match self.kind {
+            EntryType::Directory => 'd',
+            EntryType::Symlink => 'l',
+            EntryType::Link => 'h',
+            EntryType::Fifo => 'p',
+            EntryType::Char => 'c',
+            EntryType::Block => 'b',
+            _ => '-',
+        }
+    }
+
+    fn mtime_text(&self) -> String {
+        match store::backup_info::BackupTime::from_epoch(self.meta.mtime.0) {
+            Ok(time) => time.to_string(),
+            Err(_) => format!("@{}", self.meta.mtime.0),
+        }
+    }
+
+    /// `d 0755 0/0 4096 2024-01-01T00:00:00Z etc`, with ` -> target` for links.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "{} {:04o} {}/{} {:>12} {} {}",
+            self.kind_char(),
+            self.meta.mode & 0o7777,
+            self.meta.uid,
+            self.meta.gid,
+            self.size,
+            self.mtime_text(),
+            self.name.display()
+        );
+        if let Some(link) = &self.link {
+            line.push_str(&format!(" -> {}", link.display()));
+        }
+        line
+    }
+
+    /// The entry as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name.to_string_lossy(),
+            "type": self.kind_char().to_string(),
+            "mode": self.meta.mode & 0o7777,
+            "uid": self.meta.uid,
+            "gid": self.meta.gid,
+            "size": self.size,
+            "mtime": crate::tarwrite::pax_time(self.meta.mtime.0, self.meta.mtime.1),
+            "link": self.link.as_ref().map(|link| link.to_string_lossy().into_owned()),
+        })
+    }
+}
+
+/// The entries of a directory stream, in stream order.
+pub fn list_entries(stream: impl Read) -> Result<Vec<Listed>, CliError> {
+    let bad = |err: io::Error| CliError::Damaged(format!("archive stream: {err}"));
+    let mut archive = tar::Archive::new(stream);
+    let mut all = Vec::new();
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let meta = read_meta(&mut entry).map_err(bad)?;
+        let link = entry
+            .link_name()
+            .map_err(bad)?
+            .map(|link| link.into_owned());
+        all.push(Listed {
+            kind: entry.header().entry_type(),
+            size: entry.size(),
+            name: entry.path().map_err(bad)?.into_owned(),
+            link,
+            meta,
+        });
+    }
+    Ok(all)
+}
+
 /// Unpacks `stream` into `target` (created if missing). Entries whose path would leave
 /// `target` are refused as damage.
 pub fn unpack(stream: impl Read, target: &Path) -> Result<Unpacked, CliError> {

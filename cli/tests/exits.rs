@@ -263,3 +263,39 @@ fn init_out_of_inodes_leaves_nothing_behind() {
     tool.json(&["init", "--fanout", "1"]);
     tool.json(&["list"]);
 }
+
+#[test]
+fn ls_lists_entries_and_prune_all_prunes_every_group() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = store_with_snapshot(temp.path());
+    let source = temp.path().join("src");
+    std::os::unix::fs::symlink("data", source.join("link")).unwrap();
+    for (group, time) in [
+        ("host/a", "2024-01-02"),
+        ("host/b", "2024-01-01"),
+        ("host/b", "2024-01-02"),
+    ] {
+        let time = format!("{time}T00:00:00Z");
+        tool.json(&["backup", group, source.to_str().unwrap(), "--time", &time]);
+    }
+    let listed = tool.run(&["ls", "host/b"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains(" link -> data") && text.contains(&format!("{} ", 3 << 20)),
+        "{text}"
+    );
+    let (code, stderr) = tool.code(&["ls", "host/a/2020-01-01T00:00:00Z"]);
+    assert_eq!(code, 4, "{stderr}");
+    let pruned = tool.json(&["prune", "--all", "--keep-last", "1"]);
+    let removed: Vec<&str> = pruned["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["outcome"] == "removed")
+        .map(|row| row["snapshot"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        ["host/a/2024-01-01T00:00:00Z", "host/b/2024-01-01T00:00:00Z"]
+    );
+}
