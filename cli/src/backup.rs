@@ -1,6 +1,7 @@
 //! `chunkstore backup`: directories (and files among several sources) as a chunked tar stream
 //! in a dynamic index, or a single file as an image in a fixed index.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -13,12 +14,13 @@ use store::chunk_store::Chunk;
 use store::datastore::backup::{BackupSession, WriterHandle};
 use store::digest::Digest;
 use store::index::ArchiveKind;
-use store::manifest::Manifest;
+use store::manifest::{FileInfo, Manifest};
 use store::world::{RealWorld, World};
 
-use crate::archive::chunk_directory;
+use crate::archive::{ChunkSink, Chunked, chunk_directory};
 use crate::commands::{Outcome, group_arg, open};
 use crate::exit::{CliError, PARTIAL};
+use crate::filecache::{FileCache, cache_path};
 use crate::tarwrite::Source;
 use crate::{BackupArgs, Cli, progress};
 
@@ -50,13 +52,13 @@ impl Upload {
         session: &mut BackupSession<RealWorld>,
         writer: &WriterHandle,
         data: &[u8],
-    ) -> Result<(), CliError> {
+    ) -> Result<Digest, CliError> {
         self.chunks += 1;
         let digest = Digest::of(data);
         if session.is_known(&digest) {
             self.reused += 1;
             session.append_chunk(writer, &digest, data.len() as u64)?;
-            return Ok(());
+            return Ok(digest);
         }
         let chunk = if self.level > 0 {
             Chunk::from_data_compressed(data, self.level)
@@ -76,8 +78,69 @@ impl Upload {
             self.stored_bytes += chunk.blob().len() as u64;
         }
         session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
-        Ok(())
+        Ok(digest)
     }
+}
+
+/// The chunk sink of a directory stream: uploads into the session's dynamic index.
+struct Feed<'a> {
+    upload: &'a mut Upload,
+    session: &'a mut BackupSession<RealWorld>,
+    writer: &'a WriterHandle,
+    bar: indicatif::ProgressBar,
+}
+
+impl ChunkSink for Feed<'_> {
+    fn chunk(&mut self, data: &[u8]) -> Result<Digest, CliError> {
+        self.bar.inc(data.len() as u64);
+        self.upload.add(self.session, self.writer, data)
+    }
+
+    fn reuse(&mut self, digest: &Digest, len: u64) -> Result<(), CliError> {
+        if !self.session.is_known(digest) {
+            return Err(CliError::Failure(format!(
+                "the file cache names chunk {digest}, which the previous snapshot does not list"
+            )));
+        }
+        self.bar.inc(len);
+        self.upload.chunks += 1;
+        self.upload.reused += 1;
+        Ok(self.session.append_chunk(self.writer, digest, len)?)
+    }
+}
+
+/// Archives `sources` into the dynamic index `archive`, with the file cache; saves the new
+/// cache only after `finish` succeeds (the caller's part), so it is returned with its path.
+fn backup_stream(
+    args: &BackupArgs,
+    store_dir: &Path,
+    session: &mut BackupSession<RealWorld>,
+    archive: &str,
+    upload: &mut Upload,
+    show: bool,
+    sources: Vec<Source>,
+) -> Result<(FileInfo, Chunked, Option<PathBuf>), CliError> {
+    let known: HashSet<Digest> = match session.previous_index(archive)? {
+        Some(index) => index.digests().iter().copied().collect(),
+        None => HashSet::new(),
+    };
+    let cache_path = match args.no_file_cache {
+        true => None,
+        false => cache_path(args.cache_dir.as_deref(), store_dir, &args.group, archive),
+    };
+    let started = RealWorld::new().now();
+    let cache = FileCache::load(cache_path.as_deref(), known, started);
+    let writer = session.create_dynamic_index(archive)?;
+    let mut feed = Feed {
+        upload,
+        session,
+        writer: &writer,
+        bar: progress::bytes(show, None, "backup"),
+    };
+    let chunked = chunk_directory(sources, &args.exclude, cache, &mut feed)?;
+    feed.bar.finish_and_clear();
+    let info = session.close_index(writer)?;
+    Ok((info, chunked, cache_path))
 }
 
 /// What the sources are archived as.
@@ -199,31 +262,46 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
     let started = Instant::now();
     let mut session = store.start_backup(&dir, &args.owner)?;
     let base = session.base().map(|base| base.to_string());
-    session.previous_index(&archive)?;
     let mut upload = Upload {
         level: args.compress,
         ..Upload::default()
     };
     let show = !cli.quiet && !cli.json;
-    let (info, warnings) = match plan {
+    let (info, chunked, cache_path) = match plan {
         Plan::Stream(sources) => {
-            let bar = progress::bytes(show, None, "backup");
-            let writer = session.create_dynamic_index(&archive)?;
-            let (_, warnings) = chunk_directory(sources, &args.exclude, |data| {
-                bar.inc(data.len() as u64);
-                upload.add(&mut session, &writer, data)
-            })?;
-            bar.finish_and_clear();
-            (session.close_index(writer)?, warnings)
+            let store_dir = store.base().to_owned();
+            let (info, chunked, path) = backup_stream(
+                args,
+                &store_dir,
+                &mut session,
+                &archive,
+                &mut upload,
+                show,
+                sources,
+            )?;
+            (info, Some(chunked), path)
         }
         Plan::Image(path) => {
+            session.previous_index(&archive)?;
             let writer = session.create_fixed_index(&archive, args.chunk_size)?;
             backup_image(&path, args.chunk_size, show, |data| {
-                upload.add(&mut session, &writer, data)
+                upload.add(&mut session, &writer, data).map(|_| ())
             })?;
-            (session.close_index(writer)?, Vec::new())
+            (session.close_index(writer)?, None, None)
         }
     };
+    let warnings = chunked
+        .as_ref()
+        .map(|c| c.warnings.clone())
+        .unwrap_or_default();
+    if let Some(chunked) = &chunked
+        && chunked.total != info.size
+    {
+        return Err(CliError::Failure(format!(
+            "the stream has {} bytes, its index {}",
+            chunked.total, info.size
+        )));
+    }
     let mut manifest = Manifest::new(&dir);
     let size = info.size;
     manifest
@@ -235,6 +313,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
             .insert(WARNINGS_KEY.to_owned(), json!(warnings));
     }
     session.finish(manifest)?;
+    let (files_read, files_reused) = save_cache(chunked, cache_path);
     let seconds = started.elapsed().as_secs_f64();
     let value = json!({
         "snapshot": dir.to_string(),
@@ -248,6 +327,8 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
         "reused-chunks": upload.reused,
         "seconds": seconds,
         "warnings": warnings,
+        "files-read": files_read,
+        "files-reused": files_reused,
     });
     let mut text = format!(
         "{dir}: {archive}, {size} bytes in {} chunks ({} uploaded, {} reused{}) in {seconds:.1} s",
@@ -258,6 +339,23 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
     );
     let code = partial_code(&warnings, &mut text);
     Ok((value, text, code))
+}
+
+/// Saves the new file cache (a failure is only a warning: the next backup reads the files);
+/// returns the counts of large files read and reused.
+fn save_cache(chunked: Option<Chunked>, path: Option<PathBuf>) -> (u64, u64) {
+    let Some(chunked) = chunked else {
+        return (0, 0);
+    };
+    if let Some(path) = path
+        && let Err(err) = chunked.cache.save(&path)
+    {
+        eprintln!(
+            "chunkstore: warning: file cache {} not saved: {err}",
+            path.display()
+        );
+    }
+    (chunked.files_read, chunked.files_reused)
 }
 
 fn partial_code(warnings: &[String], text: &mut String) -> ExitCode {

@@ -17,6 +17,7 @@ mod archive;
 mod backup;
 mod commands;
 mod exit;
+mod filecache;
 mod progress;
 mod restore;
 mod tarread;
@@ -95,6 +96,13 @@ pub struct BackupArgs {
     #[arg(long, default_value_t = 3, value_name = "LEVEL",
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub compress: i32,
+    /// Read every file, ignoring (and not writing) the file metadata cache.
+    #[arg(long)]
+    pub no_file_cache: bool,
+    /// Directory of the file metadata cache (default `$XDG_CACHE_HOME/chunkstore` or
+    /// `~/.cache/chunkstore`).
+    #[arg(long, env = "CHUNKSTORE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The commands.

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
+use crate::archive::Sink;
+use crate::filecache::{FILE_CUT_MIN, FileCache, Stamp};
+
 /// PAX record marking a file whose source had holes; restore leaves zero blocks as holes.
 pub const SPARSE_KEY: &str = "CHUNKSTORE.sparse";
 /// Prefix of the PAX records holding extended attributes (as GNU tar and bsdtar write them).
@@ -33,17 +36,29 @@ pub struct Source {
 }
 
 /// The writer side: a tar builder, the exclusion patterns, the hard links seen, the warnings.
-pub struct TreeWriter<W: Write> {
-    builder: tar::Builder<W>,
+pub struct TreeWriter {
+    builder: tar::Builder<Sink>,
     excludes: Vec<(CString, bool)>,
     links: HashMap<(u64, u64), PathBuf>,
-    warnings: Vec<String>,
+    cache: FileCache,
+    written: Written,
 }
 
-impl<W: Write> TreeWriter<W> {
+/// What the writer did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Entries skipped or changed while read.
+    pub warnings: Vec<String>,
+    /// Large files read.
+    pub files_read: u64,
+    /// Large files reused from the file cache without reading.
+    pub files_reused: u64,
+}
+
+impl TreeWriter {
     /// A writer into `out`. A pattern with a `/` is matched against the path in the stream,
     /// one without against the file name (shell wildcards, `fnmatch(3)`).
-    pub fn new(out: W, excludes: &[String]) -> io::Result<TreeWriter<W>> {
+    pub fn new(out: Sink, excludes: &[String], cache: FileCache) -> io::Result<TreeWriter> {
         let excludes = excludes
             .iter()
             .map(|pattern| {
@@ -55,24 +70,26 @@ impl<W: Write> TreeWriter<W> {
             builder: tar::Builder::new(out),
             excludes,
             links: HashMap::new(),
-            warnings: Vec::new(),
+            cache,
+            written: Written::default(),
         })
     }
 
     /// Archives every source, ends the stream, returns the warnings. An error is one of the
     /// output (the consumer went away); problems with the sources are warnings.
-    pub fn write_all(mut self, sources: &[Source]) -> io::Result<Vec<String>> {
+    pub fn write_all(mut self, sources: &[Source]) -> io::Result<Written> {
         for source in sources {
             self.add(&source.path, &source.name, true)?;
         }
         self.builder.finish()?;
-        Ok(self.warnings)
+        self.builder.get_mut().flush()?;
+        Ok(self.written)
     }
 
     fn warn(&mut self, path: &Path, text: impl std::fmt::Display) {
         let line = format!("{}: {text}", path.display());
         eprintln!("chunkstore: warning: {line}");
-        self.warnings.push(line);
+        self.written.warnings.push(line);
     }
 
     fn excluded(&self, name: &Path) -> bool {
@@ -190,8 +207,35 @@ impl<W: Write> TreeWriter<W> {
             ended: false,
             error: None,
         };
-        self.append(header, &PathBuf::new(), &mut reader)?;
-        self.check_changes(path, &meta, reader);
+        if size < FILE_CUT_MIN {
+            self.append(header, &PathBuf::new(), &mut reader)?;
+            self.check_changes(path, &meta, reader);
+            return Ok(true);
+        }
+        // A large file: its contents are chunks of their own, reused when unchanged.
+        self.append(header, &PathBuf::new(), io::empty())?;
+        let sink = self.builder.get_mut();
+        sink.cut()?;
+        let key = name.to_string_lossy().into_owned();
+        let stamp = Stamp::of(&meta);
+        if let Some(chunks) = self.cache.lookup(&key, &stamp) {
+            sink.reuse(key, stamp, chunks)?;
+            self.written.files_reused += 1;
+        } else {
+            let cacheable = self.cache.cacheable(&stamp);
+            sink.file_start(key, stamp)?;
+            io::copy(&mut reader, sink)?;
+            sink.cut()?;
+            let warnings = self.written.warnings.len();
+            self.check_changes(path, &meta, reader);
+            let unchanged = self.written.warnings.len() == warnings;
+            self.builder.get_mut().file_end(cacheable && unchanged)?;
+            self.written.files_read += 1;
+        }
+        let padding = (512 - size % 512) % 512;
+        self.builder
+            .get_mut()
+            .write_all(&vec![0u8; padding as usize])?;
         Ok(true)
     }
 

@@ -336,3 +336,71 @@ fn compressed_and_plain_chunks_live_side_by_side() {
     let verified = tool.json(&["verify"]);
     assert_eq!(verified["failed"], 0, "{verified:#}");
 }
+
+#[test]
+fn unchanged_large_files_are_reused_from_the_file_cache() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = Tool {
+        store: temp.path().join("store"),
+    };
+    tool.json(&["init", "--fanout", "1"]);
+    let source = temp.path().join("src");
+    fs::create_dir_all(&source).unwrap();
+    for (name, seed) in [("a.bin", 1), ("b.bin", 2), ("c.bin", 3)] {
+        fs::write(source.join(name), noise(3 << 20, seed)).unwrap();
+    }
+    fs::write(source.join("small"), b"small").unwrap();
+    // Files changed in the last seconds are not cached (a change in the same tick is unseen).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let path = source.to_str().unwrap();
+    let first = tool.json(&["backup", "host/c", path, "--time", "2024-01-01T00:00:00Z"]);
+    assert_eq!(
+        (first["files-read"].as_u64(), first["files-reused"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let second = tool.json(&["backup", "host/c", path, "--time", "2024-01-02T00:00:00Z"]);
+    assert_eq!(
+        (
+            second["files-read"].as_u64(),
+            second["files-reused"].as_u64()
+        ),
+        (Some(0), Some(3))
+    );
+    assert_eq!(second["uploaded-chunks"], 0, "{second:#}");
+    // A changed file is read again; the others are still reused.
+    let mut changed = noise(3 << 20, 2);
+    changed[1000] ^= 1;
+    fs::write(source.join("b.bin"), &changed).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let third = tool.json(&["backup", "host/c", path, "--time", "2024-01-03T00:00:00Z"]);
+    assert_eq!(
+        (third["files-read"].as_u64(), third["files-reused"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let no_cache = [
+        "backup",
+        "host/c",
+        path,
+        "--time",
+        "2024-01-04T00:00:00Z",
+        "--no-file-cache",
+    ];
+    let fourth = tool.json(&no_cache);
+    assert_eq!(fourth["files-reused"], 0, "{fourth:#}");
+    for time in ["2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"] {
+        let out = temp.path().join(time);
+        tool.json(&["restore", &format!("host/c/{time}"), out.to_str().unwrap()]);
+        let expected_b = if time.starts_with("2024-01-02") {
+            noise(3 << 20, 2)
+        } else {
+            changed.clone()
+        };
+        assert!(fs::read(out.join("b.bin")).unwrap() == expected_b, "{time}");
+        assert!(
+            fs::read(out.join("a.bin")).unwrap() == noise(3 << 20, 1),
+            "{time}"
+        );
+    }
+    let verified = tool.json(&["verify"]);
+    assert_eq!(verified["failed"], 0, "{verified:#}");
+}

@@ -18,6 +18,10 @@ impl Tool {
             .arg("--store")
             .arg(&self.store)
             .arg("--quiet")
+            .env(
+                "CHUNKSTORE_CACHE_DIR",
+                self.store.with_file_name("file-cache"),
+            )
             .args(args)
             .output()
             .expect("run chunkstore")
