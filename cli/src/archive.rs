@@ -93,13 +93,16 @@ impl Write for Sink {
     }
 }
 
+/// Pending stream bytes that start a batch of chunks (hashed and compressed in parallel).
+const BATCH_BYTES: usize = 4 * CDC_MAX as usize;
+
 /// Bytes the writer buffers before sending them.
 const SEND_SIZE: usize = 1 << 20;
 
 /// Where the chunks of a directory stream go.
 pub trait ChunkSink {
-    /// A new chunk of the stream; returns its digest.
-    fn chunk(&mut self, data: &[u8]) -> Result<Digest, CliError>;
+    /// New chunks of the stream, in order; returns their digests.
+    fn chunks(&mut self, batch: &[&[u8]]) -> Result<Vec<Digest>, CliError>;
     /// A chunk of the previous snapshot, appended without reading it.
     fn reuse(&mut self, digest: &Digest, len: u64) -> Result<(), CliError>;
 }
@@ -116,21 +119,23 @@ struct Chunker<'a, S: ChunkSink> {
 impl<S: ChunkSink> Chunker<'_, S> {
     /// Cuts the pending bytes; all of them when `all`, else all but a tail that may still grow.
     fn chunk(&mut self, all: bool) -> Result<(), CliError> {
-        let mut start = 0;
         let cuts = fastcdc::v2020::FastCDC::new(&self.pending, CDC_MIN, CDC_AVG, CDC_MAX);
-        let cuts: Vec<(usize, usize)> = cuts.map(|c| (c.offset, c.length)).collect();
-        for (offset, length) in cuts {
-            if !all && offset + length == self.pending.len() {
-                break;
-            }
-            let data = &self.pending[offset..offset + length];
-            let digest = self.sink.chunk(data)?;
+        let mut cuts: Vec<(usize, usize)> = cuts.map(|c| (c.offset, c.length)).collect();
+        if !all {
+            cuts.pop();
+        }
+        let batch: Vec<&[u8]> = cuts
+            .iter()
+            .map(|&(offset, length)| &self.pending[offset..offset + length])
+            .collect();
+        let digests = self.sink.chunks(&batch)?;
+        for (digest, &(_, length)) in digests.into_iter().zip(&cuts) {
             if let Some((_, _, chunks)) = &mut self.file {
                 chunks.push((digest, length as u64));
             }
             self.total += length as u64;
-            start = offset + length;
         }
+        let start = cuts.last().map_or(0, |&(offset, length)| offset + length);
         self.pending.drain(..start);
         Ok(())
     }
@@ -139,7 +144,7 @@ impl<S: ChunkSink> Chunker<'_, S> {
         match piece {
             Piece::Bytes(bytes) => {
                 self.pending.extend_from_slice(&bytes);
-                if self.pending.len() >= 2 * CDC_MAX as usize {
+                if self.pending.len() >= BATCH_BYTES {
                     self.chunk(false)?;
                 }
             }

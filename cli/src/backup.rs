@@ -68,18 +68,50 @@ impl Upload {
         let chunk = chunk.map_err(|problem| {
             CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
         })?;
+        self.store(session, &chunk)?;
+        session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
+        Ok(digest)
+    }
+
+    /// Uploads a chunk the session does not know; counts it written or found stored.
+    fn store(
+        &mut self,
+        session: &mut BackupSession<RealWorld>,
+        chunk: &Chunk,
+    ) -> Result<(), CliError> {
         let duplicates = session.upload_stats().duplicates;
-        session.upload_chunk(&chunk)?;
+        session.upload_chunk(chunk)?;
         if session.upload_stats().duplicates > duplicates {
             self.reused += 1;
         } else {
             self.written += 1;
-            self.written_bytes += data.len() as u64;
+            self.written_bytes += chunk.data().len() as u64;
             self.stored_bytes += chunk.blob().len() as u64;
         }
-        session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
-        Ok(digest)
+        Ok(())
     }
+}
+
+/// `f` of every item, in order, on as many threads as there are cores.
+fn parallel<T: Send>(items: &[&[u8]], f: impl Fn(&[u8]) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 || threads < 2 {
+        return items.iter().map(|item| f(item)).collect();
+    }
+    let per_thread = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per_thread)
+            .map(|part| scope.spawn(|| part.iter().map(|item| f(item)).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// The chunk sink of a directory stream: uploads into the session's dynamic index.
@@ -91,9 +123,44 @@ struct Feed<'a> {
 }
 
 impl ChunkSink for Feed<'_> {
-    fn chunk(&mut self, data: &[u8]) -> Result<Digest, CliError> {
-        self.bar.inc(data.len() as u64);
-        self.upload.add(self.session, self.writer, data)
+    /// Hashes the batch in parallel, compresses the chunks the session does not know in
+    /// parallel, then uploads and appends them in order.
+    fn chunks(&mut self, batch: &[&[u8]]) -> Result<Vec<Digest>, CliError> {
+        let digests = parallel(batch, Digest::of);
+        let level = self.upload.level;
+        let is_new: Vec<bool> = digests.iter().map(|d| !self.session.is_known(d)).collect();
+        let new: Vec<&[u8]> = batch
+            .iter()
+            .zip(&is_new)
+            .filter(|(_, new)| **new)
+            .map(|(data, _)| *data)
+            .collect();
+        let mut encoded = parallel(&new, |data| {
+            if level > 0 {
+                Chunk::from_data_compressed(data, level)
+            } else {
+                Chunk::from_data(data)
+            }
+        })
+        .into_iter();
+        for ((data, digest), new) in batch.iter().zip(&digests).zip(is_new) {
+            self.bar.inc(data.len() as u64);
+            self.upload.chunks += 1;
+            if new {
+                let chunk = encoded.next().ok_or_else(|| {
+                    CliError::Failure("a new chunk of the batch was not encoded".into())
+                })?;
+                let chunk = chunk.map_err(|problem| {
+                    CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
+                })?;
+                self.upload.store(self.session, &chunk)?;
+            } else {
+                self.upload.reused += 1;
+            }
+            self.session
+                .append_chunk(self.writer, digest, data.len() as u64)?;
+        }
+        Ok(digests)
     }
 
     fn reuse(&mut self, digest: &Digest, len: u64) -> Result<(), CliError> {
