@@ -3,11 +3,11 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | failure (I/O error, anything not below) |
-//! | 2 | bad input: usage, a bad name, a missing path, no datastore at `--store` |
+//! | 1 | failure: an I/O error (permission denied, no space), verify could not read something |
+//! | 2 | bad input: usage, a bad name, a missing path, no datastore, a `--time` in the future |
 //! | 3 | busy: a lock is held by another operation (backup, forget, reader, verify, GC) |
 //! | 4 | not found: the snapshot, group or archive does not exist |
-//! | 5 | damaged data: verify found problems, or a file of the store does not parse |
+//! | 5 | damaged data: verify found damage, or a chunk, index or manifest does not parse |
 //! | 6 | partial: the backup finished, but entries were skipped or changed while read (warnings) |
 
 use std::fmt;
