@@ -1,58 +1,69 @@
 //! The commands, each on a datastore of the real world.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use store::backup_info::{BackupDir, BackupGroup, BackupTime};
-use store::chunk_store::{Chunk, ChunkStoreConfig, PrefixFanout, SyncLevel};
-use store::datastore::backup::BackupSession;
+use store::backup_info::{BackupDir, BackupGroup};
+use store::chunk_store::{ChunkStoreConfig, PrefixFanout, SyncLevel};
 use store::datastore::gc::GcOptions;
 use store::datastore::prune::{KeepOptions, PruneOptions, PruneOutcome};
-use store::datastore::verify::{VerifyJob, VerifyOptions, VerifyOutcome, VerifyReport};
-use store::datastore::{Datastore, DatastoreConfig};
-use store::index::{ArchiveKind, IndexFile};
-use store::manifest::{FileInfo, Manifest};
-use store::world::{RealWorld, World};
+use store::datastore::{Datastore, DatastoreConfig, Error as StoreError};
+use store::index::IndexFile;
+use store::world::RealWorld;
 
-use crate::archive::{ChunkStream, chunk_directory, unpack};
+use crate::backup::recorded_warnings;
 use crate::exit::CliError;
 use crate::{Cli, Command, SyncArg, progress};
 
-type Store = Datastore<RealWorld>;
+pub type Store = Datastore<RealWorld>;
 
 /// Runs the command of `cli`; prints its result (text or JSON).
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
+    run_command(cli).map_err(|err| match err {
+        CliError::Failure(text) if needs_lock_dir(cli) => CliError::Failure(format!(
+            "{text} (the datastore is not writable here: pass --lock-dir DIR to keep the lock \
+             files elsewhere)"
+        )),
+        err => err,
+    })
+}
+
+/// No `--lock-dir`, and the datastore's lock directory (or the datastore, while it has none)
+/// cannot be written.
+fn needs_lock_dir(cli: &Cli) -> bool {
+    let Some(store) = cli.store.as_deref() else {
+        return false;
+    };
+    let locks = store.join(".locks");
+    let dir = if locks.is_dir() {
+        locks
+    } else {
+        store.to_owned()
+    };
+    cli.lock_dir.is_none()
+        && !matches!(cli.command, crate::Command::Init { .. })
+        && store.join(".chunks").is_dir()
+        && !crate::verify::writable(&dir)
+}
+
+fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
     let (value, text, code) = match &cli.command {
         Command::Init { fanout } => init(cli, *fanout)?,
-        Command::Backup {
-            group,
-            path,
-            archive,
-            time,
-            owner,
-            chunk_size,
-        } => backup(
-            cli,
-            group,
-            path,
-            archive.as_deref(),
-            time.as_deref(),
-            owner,
-            *chunk_size,
-        )?,
+        Command::Backup(args) => crate::backup::backup(cli, args)?,
         Command::List { group } => list(cli, group.as_deref())?,
         Command::Restore {
             snapshot,
             target,
             archive,
-        } => restore(cli, snapshot, target, archive.as_deref())?,
+        } => crate::restore::restore(cli, snapshot, target, archive.as_deref())?,
+        Command::Ls { snapshot, archive } => crate::restore::ls(cli, snapshot, archive.as_deref())?,
         Command::Forget { snapshot } => forget(cli, snapshot)?,
         Command::Prune {
             group,
+            all: _,
             keep_last,
             keep_hourly,
             keep_daily,
@@ -70,7 +81,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
                 keep_monthly: *keep_monthly,
                 keep_yearly: *keep_yearly,
             };
-            prune(cli, group, keep, *utc_offset_minutes, *dry_run)?
+            prune(cli, group.as_deref(), keep, *utc_offset_minutes, *dry_run)?
         }
         Command::Gc {
             cutoff_minutes,
@@ -79,7 +90,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Verify {
             target,
             skip_verified,
-        } => verify(cli, target.as_deref(), *skip_verified)?,
+            read_only,
+        } => crate::verify::verify(cli, target.as_deref(), *skip_verified, *read_only)?,
         Command::Protect { snapshot, off } => protect(cli, snapshot, !*off)?,
         Command::Notes { snapshot, text } => notes(cli, snapshot, text.as_deref())?,
     };
@@ -98,9 +110,9 @@ pub fn print_out(text: &str) {
 }
 
 /// A command's result: JSON, the text for people, and the exit code.
-type Outcome = (Value, String, ExitCode);
+pub type Outcome = (Value, String, ExitCode);
 
-fn done(value: Value, text: String) -> Result<Outcome, CliError> {
+pub fn done(value: Value, text: String) -> Result<Outcome, CliError> {
     Ok((value, text, ExitCode::SUCCESS))
 }
 
@@ -119,11 +131,14 @@ fn store_path(cli: &Cli) -> Result<&Path, CliError> {
 }
 
 fn config(cli: &Cli, fanout: PrefixFanout) -> DatastoreConfig {
-    DatastoreConfig::new(ChunkStoreConfig::new(fanout).with_sync_level(sync_level(cli)))
+    let mut config =
+        DatastoreConfig::new(ChunkStoreConfig::new(fanout).with_sync_level(sync_level(cli)));
+    config.lock_dir = cli.lock_dir.clone();
+    config
 }
 
 /// Opens the datastore, finding the fan-out it was created with.
-fn open(cli: &Cli) -> Result<Store, CliError> {
+pub fn open(cli: &Cli) -> Result<Store, CliError> {
     let path = store_path(cli)?;
     if !path.is_dir() {
         return Err(CliError::BadInput(format!(
@@ -145,7 +160,7 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
     )))
 }
 
-fn group_arg(text: &str) -> Result<BackupGroup, CliError> {
+pub fn group_arg(text: &str) -> Result<BackupGroup, CliError> {
     Ok(BackupGroup::from_relative_path(text)?)
 }
 
@@ -158,8 +173,9 @@ fn init(cli: &Cli, digits: u8) -> Result<Outcome, CliError> {
     let fanout = PrefixFanout::new(digits)
         .ok_or_else(|| CliError::BadInput(format!("fan-out {digits} is not 1 to 4")))?;
     let spinner = progress::spinner(!cli.quiet && !cli.json, "creating the chunk directories");
-    Datastore::create(RealWorld::new(), path, config(cli, fanout))?;
+    let result = create_whole(cli, path, fanout);
     spinner.finish_and_clear();
+    result?;
     let text = format!(
         "created datastore {} ({} chunk directories)",
         path.display(),
@@ -168,313 +184,123 @@ fn init(cli: &Cli, digits: u8) -> Result<Outcome, CliError> {
     done(json!({ "store": path, "fanout": digits }), text)
 }
 
-/// Chunk counters of one backup.
-#[derive(Default)]
-struct Upload {
-    chunks: u64,
-    uploaded: u64,
-    uploaded_bytes: u64,
-    reused: u64,
-}
-
-impl Upload {
-    /// Uploads `data` unless the session knows its digest, and appends it to `writer`.
-    fn add(
-        &mut self,
-        session: &mut BackupSession<RealWorld>,
-        writer: &store::datastore::backup::WriterHandle,
-        data: &[u8],
-    ) -> Result<(), CliError> {
-        let chunk = Chunk::from_data(data).map_err(|problem| {
-            CliError::Failure(format!("chunk of {} bytes: {problem}", data.len()))
-        })?;
-        self.chunks += 1;
-        if session.is_known(chunk.digest()) {
-            self.reused += 1;
-        } else {
-            session.upload_chunk(&chunk)?;
-            self.uploaded += 1;
-            self.uploaded_bytes += data.len() as u64;
-        }
-        session.append_chunk(writer, chunk.digest(), data.len() as u64)?;
-        Ok(())
-    }
-}
-
-fn default_archive(path: &Path, is_dir: bool) -> String {
-    if is_dir {
-        return "root.tar.didx".to_owned();
-    }
-    let stem: String = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
+/// Creates the datastore in a scratch directory beside `path` and renames it into place, so
+/// that a failure (no space, no inodes) leaves nothing behind. `path` may be an empty directory.
+fn create_whole(cli: &Cli, path: &Path, fanout: PrefixFanout) -> Result<(), CliError> {
+    let fail =
+        |what: &str, err: io::Error| CliError::Failure(format!("{what} {}: {err}", path.display()));
+    match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => {
+            let what = if path.join(".chunks").exists() {
+                "a datastore already exists at"
             } else {
-                '_'
-            }
-        })
-        .collect();
-    let stem = if stem.is_empty() {
-        "image".to_owned()
-    } else {
-        stem
-    };
-    format!("{stem}.fidx")
+                "not an empty directory:"
+            };
+            return Err(CliError::BadInput(format!("{what} {}", path.display())));
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail("cannot read", err)),
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    let scratch = path.with_file_name(format!(
+        ".{}.init-{}",
+        name.unwrap_or_else(|| "store".into()),
+        std::process::id()
+    ));
+    let created = Datastore::create(RealWorld::new(), &scratch, config(cli, fanout))
+        .map_err(CliError::from)
+        .and_then(|store| {
+            drop(store);
+            std::fs::rename(&scratch, path).map_err(|err| fail("cannot move the new store to", err))
+        });
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    created.map_err(|err| {
+        let text = format!("creating datastore {}: {err}", path.display());
+        err.with_text(text)
+    })
 }
 
-fn backup(
-    cli: &Cli,
-    group: &str,
-    path: &Path,
-    archive: Option<&str>,
-    time: Option<&str>,
-    owner: &str,
-    chunk_size: u64,
-) -> Result<Outcome, CliError> {
-    let group = group_arg(group)?;
-    let metadata = std::fs::metadata(path)
-        .map_err(|err| CliError::BadInput(format!("cannot back up {}: {err}", path.display())))?;
-    let is_dir = metadata.is_dir();
-    if !is_dir && !metadata.is_file() {
-        return Err(CliError::BadInput(format!(
-            "{} is neither a directory nor a file",
-            path.display()
-        )));
+/// A group argument that must exist: [`CliError::NotFound`] otherwise.
+pub fn existing_group(store: &Store, text: &str) -> Result<BackupGroup, CliError> {
+    let group = group_arg(text)?;
+    if !store.group_path(&group).is_dir() {
+        return Err(CliError::NotFound(format!("group {group} not found")));
     }
-    let archive = archive
-        .map(str::to_owned)
-        .unwrap_or_else(|| default_archive(path, is_dir));
-    let wanted = if is_dir {
-        ArchiveKind::DynamicIndex
-    } else {
-        ArchiveKind::FixedIndex
-    };
-    if ArchiveKind::from_name(&archive) != Some(wanted) {
-        let extension = wanted.extension();
-        return Err(CliError::BadInput(format!(
-            "archive name {archive:?} must end in .{extension}"
-        )));
-    }
-    if !is_dir && (!chunk_size.is_power_of_two() || chunk_size < 4096) {
-        return Err(CliError::BadInput(format!(
-            "chunk size {chunk_size} is not a power of two >= 4096"
-        )));
-    }
-    let store = open(cli)?;
-    let time = match time {
-        Some(text) => BackupTime::parse(text)?,
-        None => BackupTime::from_epoch(store.world().now())?,
-    };
-    let dir = BackupDir::new(group, time);
-    let started = Instant::now();
-    let mut session = store.start_backup(&dir, owner)?;
-    let base = session.base().map(|base| base.to_string());
-    session.previous_index(&archive)?;
-    let mut upload = Upload::default();
-    let show = !cli.quiet && !cli.json;
-    let info: FileInfo = if is_dir {
-        let bar = progress::bytes(show, None, "backup");
-        let writer = session.create_dynamic_index(&archive)?;
-        chunk_directory(path, |data| {
-            bar.inc(data.len() as u64);
-            upload.add(&mut session, &writer, data)
-        })?;
-        bar.finish_and_clear();
-        session.close_index(writer)?
-    } else {
-        let bar = progress::bytes(show, Some(metadata.len()), "backup");
-        let writer = session.create_fixed_index(&archive, chunk_size)?;
-        let mut file = File::open(path)
-            .map_err(|err| CliError::BadInput(format!("open {}: {err}", path.display())))?;
-        let mut buffer = vec![0u8; chunk_size as usize];
-        loop {
-            let filled = read_full(&mut file, &mut buffer)
-                .map_err(|err| CliError::Failure(format!("read {}: {err}", path.display())))?;
-            if filled == 0 {
-                break;
-            }
-            bar.inc(filled as u64);
-            upload.add(&mut session, &writer, &buffer[..filled])?;
-            if filled < buffer.len() {
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        session.close_index(writer)?
-    };
-    let mut manifest = Manifest::new(&dir);
-    let size = info.size;
-    manifest
-        .add_file(info)
-        .map_err(|err| CliError::Failure(err.to_string()))?;
-    session.finish(manifest)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let value = json!({
-        "snapshot": dir.to_string(),
-        "archive": archive,
-        "base": base,
-        "bytes": size,
-        "chunks": upload.chunks,
-        "uploaded-chunks": upload.uploaded,
-        "uploaded-bytes": upload.uploaded_bytes,
-        "reused-chunks": upload.reused,
-        "seconds": seconds,
-    });
-    let text = format!(
-        "{dir}: {archive}, {size} bytes in {} chunks ({} uploaded, {} reused{}) in {seconds:.1} s",
-        upload.chunks,
-        upload.uploaded,
-        upload.reused,
-        base.map(|base| format!(" from {base}")).unwrap_or_default(),
-    );
-    done(value, text)
+    Ok(group)
 }
 
-/// Reads until `buffer` is full or the end of the file.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
+/// `n` bytes for people: `812 B`, `3.4 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
     }
-    Ok(filled)
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn list(cli: &Cli, group: Option<&str>) -> Result<Outcome, CliError> {
     let store = open(cli)?;
     let groups = match group {
-        Some(text) => vec![group_arg(text)?],
+        Some(text) => vec![existing_group(&store, text)?],
         None => store.list_groups()?,
     };
     let mut rows = Vec::new();
     let mut text = String::new();
     for group in groups {
         for info in store.list_snapshots(&group)? {
-            let mut files = Vec::new();
-            let mut notes = None;
-            if info.finished
-                && let Ok(manifest) = store.load_manifest(&info.dir)
-            {
-                files = manifest
-                    .files
-                    .iter()
-                    .map(|f| json!({"name": f.filename, "size": f.size}))
-                    .collect();
-                notes = manifest.notes().ok().flatten().map(str::to_owned);
-            }
-            let state = if info.finished {
-                "finished"
-            } else {
-                "unfinished"
+            let manifest = match info.finished {
+                true => Some(store.load_manifest(&info.dir)),
+                false => None,
             };
-            let protected = if info.protected { ", protected" } else { "" };
-            text.push_str(&format!("{}  {state}{protected}\n", info.dir));
+            let (files, notes, warnings, state) = match &manifest {
+                Some(Ok(manifest)) => (
+                    manifest.files.clone(),
+                    manifest.notes().ok().flatten().map(str::to_owned),
+                    recorded_warnings(manifest),
+                    "finished".to_owned(),
+                ),
+                Some(Err(err)) => (Vec::new(), None, Vec::new(), format!("damaged: {err}")),
+                None => (Vec::new(), None, Vec::new(), "unfinished".to_owned()),
+            };
+            let size: u64 = files.iter().map(|file| file.size).sum();
+            let mut line = format!("{}  {}  {state}", info.dir, human_bytes(size));
+            if info.protected {
+                line.push_str(", protected");
+            }
+            if !warnings.is_empty() {
+                line.push_str(&format!(", partial ({} warnings)", warnings.len()));
+            }
+            text.push_str(&line);
+            text.push('\n');
+            let files: Vec<Value> = files
+                .iter()
+                .map(|f| json!({"name": f.filename, "size": f.size}))
+                .collect();
             rows.push(json!({
                 "snapshot": info.dir.to_string(),
+                "time": info.dir.time.to_string(),
+                "epoch": info.dir.time.epoch(),
                 "finished": info.finished,
                 "protected": info.protected,
+                "size": size,
                 "files": files,
                 "notes": notes,
+                "warnings": warnings,
             }));
         }
     }
     done(Value::Array(rows), text)
-}
-
-/// A snapshot argument, or a group's newest finished snapshot.
-fn resolve_snapshot(store: &Store, text: &str) -> Result<BackupDir, CliError> {
-    if let Ok(dir) = BackupDir::from_relative_path(text) {
-        return Ok(dir);
-    }
-    let group = group_arg(text)?;
-    store
-        .list_snapshots(&group)?
-        .into_iter()
-        .rev()
-        .find(|info| info.finished)
-        .map(|info| info.dir)
-        .ok_or_else(|| CliError::NotFound(format!("group {group} has no finished snapshot")))
-}
-
-fn restore(
-    cli: &Cli,
-    snapshot: &str,
-    target: &Path,
-    archive: Option<&str>,
-) -> Result<Outcome, CliError> {
-    let store = open(cli)?;
-    let dir = resolve_snapshot(&store, snapshot)?;
-    let mut reader = store.open_reader(&dir)?;
-    let archive = match archive {
-        Some(name) => name.to_owned(),
-        None => {
-            let indexes: Vec<&str> = reader
-                .manifest()
-                .files
-                .iter()
-                .map(|file| file.filename.as_str())
-                .filter(|name| ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()))
-                .collect();
-            match indexes.as_slice() {
-                [only] => (*only).to_owned(),
-                _ => {
-                    return Err(CliError::BadInput(format!(
-                        "{dir} has {} index archives ({}); choose one with --archive",
-                        indexes.len(),
-                        indexes.join(", ")
-                    )));
-                }
-            }
-        }
-    };
-    let index = reader.open_index(&archive)?;
-    let total = index.index_bytes();
-    let bar = progress::bytes(!cli.quiet && !cli.json, Some(total), "restore");
-    let digests = index.digests().to_vec();
-    let mut next = 0;
-    let stream = ChunkStream::new(|| {
-        let Some(digest) = digests.get(next) else {
-            return Ok(None);
-        };
-        next += 1;
-        let data = reader.read_chunk(digest).map_err(io::Error::other)?;
-        bar.inc(data.len() as u64);
-        Ok(Some(data))
-    });
-    match &index {
-        IndexFile::Dynamic(_) => unpack(stream, target)?,
-        IndexFile::Fixed(_) => write_image(stream, target, total)?,
-    }
-    bar.finish_and_clear();
-    let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target, "bytes": total });
-    done(
-        value,
-        format!(
-            "restored {archive} of {dir} ({total} bytes) to {}",
-            target.display()
-        ),
-    )
-}
-
-fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), CliError> {
-    let fail = |err: io::Error| CliError::Failure(format!("restoring {}: {err}", target.display()));
-    let mut file = File::create(target).map_err(fail)?;
-    let copied = io::copy(&mut stream, &mut file).map_err(fail)?;
-    if copied != size {
-        return Err(CliError::Damaged(format!(
-            "image has {copied} bytes, its index says {size}"
-        )));
-    }
-    file.flush().map_err(fail)?;
-    file.sync_all().map_err(fail)
 }
 
 fn forget(cli: &Cli, snapshot: &str) -> Result<Outcome, CliError> {
@@ -489,13 +315,16 @@ fn forget(cli: &Cli, snapshot: &str) -> Result<Outcome, CliError> {
 
 fn prune(
     cli: &Cli,
-    group: &str,
+    group: Option<&str>,
     keep: KeepOptions,
     offset_minutes: i32,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let group = group_arg(group)?;
     let store = open(cli)?;
+    let groups = match group {
+        Some(text) => vec![existing_group(&store, text)?],
+        None => store.list_groups()?,
+    };
     let utc_offset_seconds = offset_minutes.checked_mul(60).ok_or_else(|| {
         CliError::BadInput(format!("UTC offset {offset_minutes} min is out of range"))
     })?;
@@ -504,27 +333,31 @@ fn prune(
         utc_offset_seconds,
         dry_run,
     };
-    let report = store.prune_group(&group, &options)?;
     let mut text = String::new();
-    if report.keeps_everything {
-        text.push_str("no keep option given: every snapshot is kept\n");
+    let (mut rows, mut warnings, mut keeps_everything) = (Vec::new(), 0, false);
+    for group in groups {
+        let report = store.prune_group(&group, &options)?;
+        keeps_everything |= report.keeps_everything;
+        for entry in &report.entries {
+            let outcome = match &entry.outcome {
+                PruneOutcome::Kept => "kept".to_owned(),
+                PruneOutcome::WouldRemove => "would remove".to_owned(),
+                PruneOutcome::Removed => "removed".to_owned(),
+                PruneOutcome::NotRemoved(err) => {
+                    warnings += 1;
+                    format!("not removed: {err}")
+                }
+            };
+            text.push_str(&format!("{}  {}  {outcome}\n", entry.info.dir, entry.mark));
+            rows.push(json!({ "snapshot": entry.info.dir.to_string(),
+                "mark": entry.mark.as_str(), "outcome": outcome }));
+        }
     }
-    let mut rows = Vec::new();
-    let mut warnings = 0;
-    for entry in &report.entries {
-        let outcome = match &entry.outcome {
-            PruneOutcome::Kept => "kept".to_owned(),
-            PruneOutcome::WouldRemove => "would remove".to_owned(),
-            PruneOutcome::Removed => "removed".to_owned(),
-            PruneOutcome::NotRemoved(err) => {
-                warnings += 1;
-                format!("not removed: {err}")
-            }
-        };
-        text.push_str(&format!("{}  {}  {outcome}\n", entry.info.dir, entry.mark));
-        rows.push(json!({ "snapshot": entry.info.dir.to_string(), "mark": entry.mark.as_str(), "outcome": outcome }));
+    if keeps_everything {
+        text.insert_str(0, "no keep option given: every snapshot is kept\n");
     }
-    let value = json!({ "group": group.to_string(), "dry-run": dry_run, "snapshots": rows, "warnings": warnings });
+    let value = json!({ "group": group, "dry-run": dry_run, "snapshots": rows,
+        "warnings": warnings });
     // Prune goes on past a snapshot it could not remove; the exit code still says so.
     let code = if warnings > 0 {
         ExitCode::from(3)
@@ -532,6 +365,27 @@ fn prune(
         ExitCode::SUCCESS
     };
     Ok((value, text, code))
+}
+
+/// The first index file of a finished snapshot that does not open, and why.
+fn find_bad_index(store: &Store) -> Option<(std::path::PathBuf, String)> {
+    for group in store.list_groups().ok()? {
+        for info in store.list_snapshots(&group).ok()? {
+            let Ok(manifest) = store.load_manifest(&info.dir) else {
+                continue;
+            };
+            for file in &manifest.files {
+                if !file.kind().is_some_and(|kind| kind.is_index()) {
+                    continue;
+                }
+                let path = store.snapshot_path(&info.dir).join(&file.filename);
+                if let Err(err) = IndexFile::open(store.world(), &path) {
+                    return Some((path, err.to_string()));
+                }
+            }
+        }
+    }
+    None
 }
 
 fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Outcome, CliError> {
@@ -544,7 +398,19 @@ fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Ou
         options.cutoff = Duration::from_secs(minutes.saturating_mul(60));
     }
     let spinner = progress::spinner(!cli.quiet && !cli.json, "garbage collection");
-    let outcome = store.garbage_collection(&options)?;
+    let outcome = store
+        .garbage_collection(&options)
+        .map_err(|err| match err {
+            StoreError::Index(source) => match find_bad_index(&store) {
+                Some((path, problem)) => CliError::Damaged(format!(
+                    "index {}: {problem}; garbage collection stopped \
+                 (forget the snapshot or repair the file)",
+                    path.display()
+                )),
+                None => CliError::from(StoreError::Index(source)),
+            },
+            err => CliError::from(err),
+        })?;
     spinner.finish_and_clear();
     let status = &outcome.status;
     let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
@@ -575,65 +441,6 @@ fn gc(cli: &Cli, cutoff_minutes: Option<u64>, no_atime_check: bool) -> Result<Ou
         text.push_str(&format!("warning: {warning}\n"));
     }
     done(value, text)
-}
-
-fn verify(cli: &Cli, target: Option<&str>, skip_verified: bool) -> Result<Outcome, CliError> {
-    let store = open(cli)?;
-    let options = VerifyOptions {
-        ignore_verified: skip_verified,
-        ..VerifyOptions::default()
-    };
-    let mut job = VerifyJob::new();
-    let spinner = progress::spinner(!cli.quiet && !cli.json, "verify");
-    let reports: Vec<VerifyReport> = match target {
-        None => store.verify_all(&mut job, &options)?,
-        Some(text) => match BackupDir::from_relative_path(text) {
-            Ok(dir) => {
-                let result = store.verify_snapshot(&mut job, &options, &dir);
-                vec![VerifyReport { dir, result }]
-            }
-            Err(_) => store.verify_group(&mut job, &options, &group_arg(text)?)?,
-        },
-    };
-    spinner.finish_and_clear();
-    let mut failed = 0;
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    for report in &reports {
-        let (state, problems): (String, Vec<String>) = match &report.result {
-            Ok(VerifyOutcome::Verified { ok: true, .. }) => ("ok".into(), Vec::new()),
-            Ok(VerifyOutcome::Verified {
-                ok: false,
-                problems,
-            }) => {
-                failed += 1;
-                (
-                    "failed".into(),
-                    problems.iter().map(ToString::to_string).collect(),
-                )
-            }
-            Ok(VerifyOutcome::Skipped(reason)) => (format!("skipped ({reason:?})"), Vec::new()),
-            Err(err) => {
-                failed += 1;
-                ("error".into(), vec![err.to_string()])
-            }
-        };
-        text.push_str(&format!("{}  {state}\n", report.dir));
-        for problem in &problems {
-            text.push_str(&format!("  {problem}\n"));
-        }
-        rows.push(
-            json!({ "snapshot": report.dir.to_string(), "state": state, "problems": problems }),
-        );
-    }
-    let value =
-        json!({ "snapshots": rows, "failed": failed, "chunks-hashed": job.chunks_hashed() });
-    let code = if failed > 0 {
-        ExitCode::from(5)
-    } else {
-        ExitCode::SUCCESS
-    };
-    Ok((value, text, code))
 }
 
 fn protect(cli: &Cli, snapshot: &str, on: bool) -> Result<Outcome, CliError> {

@@ -3,11 +3,12 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | failure (I/O error, anything not below) |
-//! | 2 | bad input: usage, a bad name, a missing path, no datastore at `--store` |
+//! | 1 | failure: an I/O error (permission denied, no space), verify could not read something |
+//! | 2 | bad input: usage, a bad name, a missing path, no datastore, a `--time` in the future |
 //! | 3 | busy: a lock is held by another operation (backup, forget, reader, verify, GC) |
 //! | 4 | not found: the snapshot, group or archive does not exist |
-//! | 5 | damaged data: verify found problems, or a file of the store does not parse |
+//! | 5 | damaged data: verify found damage, or a chunk, index or manifest does not parse |
+//! | 6 | partial: the backup finished, but entries were skipped or changed while read (warnings) |
 
 use std::fmt;
 
@@ -16,7 +17,10 @@ use store::datastore::Error as StoreError;
 /// The exit-code table, for `--help`.
 pub const HELP: &str = "Exit codes: 0 success, 1 failure, 2 bad input, 3 busy (a lock is held by \
 another operation), 4 not found, 5 damaged data (verify found problems, or a store file does not \
-parse).";
+parse), 6 partial backup (entries skipped or changed while read; see the warnings).";
+
+/// Exit code of a backup that finished with warnings.
+pub const PARTIAL: u8 = 6;
 
 /// What went wrong, by exit code.
 #[derive(Debug)]
@@ -34,6 +38,17 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The same kind of error with another text.
+    pub fn with_text(self, text: String) -> CliError {
+        match self {
+            CliError::Failure(_) => CliError::Failure(text),
+            CliError::BadInput(_) => CliError::BadInput(text),
+            CliError::Busy(_) => CliError::Busy(text),
+            CliError::NotFound(_) => CliError::NotFound(text),
+            CliError::Damaged(_) => CliError::Damaged(text),
+        }
+    }
+
     /// The process exit code.
     pub fn code(&self) -> u8 {
         match self {

@@ -14,9 +14,15 @@
 //! Exit codes: see [`exit`]. Every command takes `--json` for machine-readable output.
 
 mod archive;
+mod backup;
 mod commands;
 mod exit;
+mod filecache;
 mod progress;
+mod restore;
+mod tarread;
+mod tarwrite;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +36,11 @@ pub struct Cli {
     /// The datastore directory.
     #[arg(short, long, env = "CHUNKSTORE", global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Directory for the lock files instead of `<store>/.locks`, for a read-only datastore
+    /// or a user without write access to it. Locks taken there do not exclude processes that
+    /// use the datastore's own lock directory (a backup, prune or GC running meanwhile).
+    #[arg(long, env = "CHUNKSTORE_LOCK_DIR", global = true, value_name = "DIR")]
+    pub lock_dir: Option<PathBuf>,
     /// Print results as JSON on stdout (no progress bars).
     #[arg(long, global = true)]
     pub json: bool,
@@ -56,34 +67,57 @@ pub enum SyncArg {
     Filesystem,
 }
 
+/// `chunkstore backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The group, `<type>/<id>` with type vm, ct or host.
+    pub group: String,
+    /// The directories or files to back up. One directory is archived as the stream's root;
+    /// several sources are archived under their file names.
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Archive name (default: `root.tar.didx` for a tree, `<file name>.fidx` for one file).
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// Backup time, RFC 3339 UTC (default: now); at most 5 minutes in the future.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Owner recorded for a new group, checked for an existing one.
+    #[arg(long, default_value = "root@local")]
+    pub owner: String,
+    /// Fixed chunk size for a file image, in bytes (a power of two).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub chunk_size: u64,
+    /// Leave out entries matching a shell pattern: against the file name, or the path in the
+    /// archive when the pattern has a `/` (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// zstd level of the chunks written (1 fast to 19 small; 0 stores them uncompressed).
+    #[arg(long, default_value_t = 3, value_name = "LEVEL",
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub compress: i32,
+    /// Read every file, ignoring (and not writing) the file metadata cache.
+    #[arg(long)]
+    pub no_file_cache: bool,
+    /// Directory of the file metadata cache (default `$XDG_CACHE_HOME/chunkstore` or
+    /// `~/.cache/chunkstore`).
+    #[arg(long, env = "CHUNKSTORE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a datastore.
     Init {
-        /// Hex digits of the chunk prefix directories (4: 65536 directories; 1: 16).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+        /// Hex digits of the chunk prefix directories: 2 (256 directories) suits a store of up
+        /// to a few million chunks; 4 (65536) is Proxmox Backup Server's layout; 1 makes 16.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
         fanout: u8,
     },
-    /// Back up a directory (dynamic index, content-defined chunks) or a file (fixed chunks).
-    Backup {
-        /// The group, `<type>/<id>` with type vm, ct or host.
-        group: String,
-        /// The directory or file to back up.
-        path: PathBuf,
-        /// Archive name (default: `root.tar.didx` for a directory, `<file name>.fidx` for a file).
-        #[arg(long)]
-        archive: Option<String>,
-        /// Backup time, RFC 3339 UTC (default: now).
-        #[arg(long)]
-        time: Option<String>,
-        /// Owner recorded for a new group, checked for an existing one.
-        #[arg(long, default_value = "root@local")]
-        owner: String,
-        /// Fixed chunk size for files, in bytes (a power of two).
-        #[arg(long, default_value_t = 4 << 20)]
-        chunk_size: u64,
-    },
+    /// Back up directories and files (one tar stream in a dynamic index), or one file as an
+    /// image (fixed chunks).
+    Backup(BackupArgs),
     /// List groups and snapshots.
     List {
         /// Only this group.
@@ -99,15 +133,27 @@ pub enum Command {
         #[arg(long)]
         archive: Option<String>,
     },
+    /// List the entries of a directory archive of a snapshot.
+    Ls {
+        /// A snapshot `<type>/<id>/<time>`, or a group for its newest finished snapshot.
+        snapshot: String,
+        /// Which archive (default: the snapshot's only index archive).
+        #[arg(long)]
+        archive: Option<String>,
+    },
     /// Remove one snapshot.
     Forget {
         /// `<type>/<id>/<time>`.
         snapshot: String,
     },
-    /// Remove the snapshots of a group that no keep option selects.
+    /// Remove the snapshots of a group (or of every group) that no keep option selects.
     Prune {
-        /// `<type>/<id>`.
-        group: String,
+        /// `<type>/<id>` (omit with `--all`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        group: Option<String>,
+        /// Prune every group with the same keep options.
+        #[arg(long)]
+        all: bool,
         /// Keep the newest N snapshots.
         #[arg(long, default_value_t = 0)]
         keep_last: u32,
@@ -149,6 +195,10 @@ pub enum Command {
         /// Skip snapshots that already have a verify state.
         #[arg(long)]
         skip_verified: bool,
+        /// Write nothing: no verify state saved, damaged chunks not renamed to `.bad` (implied
+        /// when the datastore directory is not writable).
+        #[arg(long)]
+        read_only: bool,
     },
     /// Protect a snapshot from forget and prune (or lift the protection).
     Protect {

@@ -2,75 +2,16 @@
 //! verify, and the exit codes of bad input, a busy snapshot and damaged data.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
 use store::backup_info::BackupDir;
 use store::chunk_store::{ChunkStoreConfig, PrefixFanout};
 use store::datastore::{Datastore, DatastoreConfig};
 use store::world::{LockMode, RealWorld};
 
-struct Tool {
-    store: PathBuf,
-}
-
-impl Tool {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_chunkstore"))
-            .arg("--store")
-            .arg(&self.store)
-            .arg("--quiet")
-            .args(args)
-            .output()
-            .expect("run chunkstore")
-    }
-
-    /// Runs with `--json`, expects exit 0, returns the JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            describe(&output)
-        );
-        serde_json::from_slice(&output.stdout).expect("JSON on stdout")
-    }
-
-    fn code(&self, args: &[&str]) -> (i32, String) {
-        let output = self.run(args);
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
+mod common;
+use common::{Tool, noise, walk};
 
 fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("etc/conf.d")).unwrap();
@@ -109,18 +50,6 @@ fn assert_same_tree(a: &Path, b: &Path) {
             );
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        all.push(path.clone());
-        if fs::symlink_metadata(&path).unwrap().is_dir() {
-            all.extend(walk(&path));
-        }
-    }
-    all
 }
 
 /// Every chunk file's atime set two days back, as if nothing had touched them since.

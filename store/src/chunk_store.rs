@@ -228,10 +228,12 @@ impl ChunkStoreError {
 pub struct Chunk {
     digest: Digest,
     blob: Vec<u8>,
+    /// The plain data of a compressed blob (`None`: the blob's payload is the data).
+    decoded: Option<Vec<u8>>,
 }
 
 impl Chunk {
-    /// Encodes `data` and computes its digest.
+    /// Encodes `data` (uncompressed) and computes its digest.
     pub fn from_data(data: &[u8]) -> Result<Chunk, ChunkProblem> {
         if data.len() > CHUNK_LEN_MAX {
             return Err(ChunkProblem::TooLarge { len: data.len() });
@@ -239,20 +241,44 @@ impl Chunk {
         Ok(Chunk {
             digest: Digest::of(data),
             blob: blob::encode(data)?,
+            decoded: None,
         })
     }
 
-    /// Checks that `blob` is a well-formed blob whose data hashes to `digest`.
+    /// Encodes `data` zstd-compressed at `level` (uncompressed when that is not smaller) and
+    /// computes its digest.
+    pub fn from_data_compressed(data: &[u8], level: i32) -> Result<Chunk, ChunkProblem> {
+        if data.len() > CHUNK_LEN_MAX {
+            return Err(ChunkProblem::TooLarge { len: data.len() });
+        }
+        let blob = blob::encode_compressed(data, level)?;
+        let decoded = blob::is_compressed(&blob).then(|| data.to_vec());
+        Ok(Chunk {
+            digest: Digest::of(data),
+            blob,
+            decoded,
+        })
+    }
+
+    /// Checks that `blob` is a well-formed blob (either kind) whose data hashes to `digest`.
     pub fn from_blob(digest: Digest, blob: Vec<u8>) -> Result<Chunk, ChunkProblem> {
         let data = blob::decode(&blob)?;
         if data.len() > CHUNK_LEN_MAX {
             return Err(ChunkProblem::TooLarge { len: data.len() });
         }
-        let actual = Digest::of(data);
+        let actual = Digest::of(&data);
         if actual != digest {
             return Err(ChunkProblem::DigestMismatch { actual });
         }
-        Ok(Chunk { digest, blob })
+        let decoded = match data {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(data) => Some(data),
+        };
+        Ok(Chunk {
+            digest,
+            blob,
+            decoded,
+        })
     }
 
     /// The chunk's digest.
@@ -267,7 +293,18 @@ impl Chunk {
 
     /// The plain data.
     pub fn data(&self) -> &[u8] {
-        &self.blob[blob::HEADER_LEN..]
+        match &self.decoded {
+            Some(data) => data,
+            None => &self.blob[blob::HEADER_LEN..],
+        }
+    }
+
+    /// The plain data, moved out.
+    pub fn into_data(self) -> Vec<u8> {
+        match self.decoded {
+            Some(data) => data,
+            None => self.blob[blob::HEADER_LEN..].to_vec(),
+        }
     }
 }
 

@@ -356,7 +356,7 @@ impl Manifest {
 
     /// Parses the bytes of `index.json.blob`.
     pub fn from_blob(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        Manifest::from_json(blob::decode(bytes)?)
+        Manifest::from_json(&blob::decode(bytes)?)
     }
 
     /// Reads and parses the manifest file at `path` (usually

@@ -279,7 +279,10 @@ fn several_archives_read_back_exactly(env: &impl Env) {
         "a lone chunk rounds up"
     );
     let log = reader.download("client.log.blob").expect("blob");
-    assert_eq!(blob::decode(&log).expect("valid blob"), b"line 1\nline 2\n");
+    assert_eq!(
+        &*blob::decode(&log).expect("valid blob"),
+        b"line 1\nline 2\n"
+    );
     // No temporary file is left in the snapshot.
     let entries = store
         .world()
@@ -904,7 +907,7 @@ fn reader_serves_only_announced_chunks(env: &impl Env) {
         "{err:?}"
     );
     let conf = reader.download("qemu-server.conf.blob").expect("blob");
-    assert_eq!(blob::decode(&conf).expect("blob"), b"memory: 512\n");
+    assert_eq!(&*blob::decode(&conf).expect("blob"), b"memory: 512\n");
 }
 
 fn reader_needs_an_existing_unlocked_snapshot(env: &impl Env) {

@@ -141,7 +141,7 @@ impl<W: World> ReaderSession<W> {
                 digest: *digest,
             });
         }
-        Ok(self.store.chunk_store().load_chunk(digest)?.data().to_vec())
+        Ok(self.store.chunk_store().load_chunk(digest)?.into_data())
     }
 
     fn listed_path(&self, name: &str) -> Result<std::path::PathBuf, Error> {

@@ -91,6 +91,9 @@ pub struct VerifyOptions {
     /// Id of the verify task, recorded (with the verification time) in each verified
     /// snapshot's verify state.
     pub upid: String,
+    /// Write nothing: no verify state is saved and damaged chunks are not renamed to `.bad`
+    /// (for read-only media and users without write access). Default: false.
+    pub read_only: bool,
 }
 
 impl Default for VerifyOptions {
@@ -99,6 +102,7 @@ impl Default for VerifyOptions {
             ignore_verified: true,
             outdated_after_days: None,
             upid: "verify".to_owned(),
+            read_only: false,
         }
     }
 }
@@ -343,7 +347,8 @@ pub enum VerifyProblem {
         digest: Digest,
         /// What is wrong.
         problem: ChunkProblem,
-        /// Where the chunk was moved (`None`: it was already gone, or the rename failed and a
+        /// Where the chunk was moved (`None`: a read-only verify, it was already gone, or the
+        /// rename failed and a
         /// [`VerifyProblem::RenameFailed`] precedes this problem).
         renamed_to: Option<PathBuf>,
     },
@@ -356,7 +361,8 @@ pub enum VerifyProblem {
         digest: Digest,
         /// The digest of the data found.
         actual: Digest,
-        /// Where the chunk was moved (`None`: it was already gone, or the rename failed and a
+        /// Where the chunk was moved (`None`: a read-only verify, it was already gone, or the
+        /// rename failed and a
         /// [`VerifyProblem::RenameFailed`] precedes this problem).
         renamed_to: Option<PathBuf>,
     },
@@ -453,7 +459,7 @@ impl<W: World> Datastore<W> {
             match file.kind() {
                 Some(ArchiveKind::Blob) => self.verify_blob(dir, file, &mut problems),
                 Some(kind) if kind.is_index() => {
-                    self.verify_index(job, dir, file, &mut problems);
+                    self.verify_index(job, dir, file, !options.read_only, &mut problems);
                 }
                 _ => problems.push(VerifyProblem::NotAnArchive {
                     file: file.filename.clone(),
@@ -470,6 +476,12 @@ impl<W: World> Datastore<W> {
             state: verify_state,
             upid: verify_upid(&options.upid, now),
         };
+        if options.read_only {
+            return Ok(VerifyOutcome::Verified {
+                ok: problems.is_empty(),
+                problems,
+            });
+        }
         if let Err(source) = self.update_manifest(dir, |manifest| manifest.set_verify_state(&state))
         {
             problems.push(VerifyProblem::StateNotSaved { source });
@@ -564,6 +576,7 @@ impl<W: World> Datastore<W> {
         job: &mut VerifyJob,
         dir: &BackupDir,
         file: &FileInfo,
+        rename: bool,
         problems: &mut Vec<VerifyProblem>,
     ) {
         let name = || file.filename.clone();
@@ -600,16 +613,17 @@ impl<W: World> Datastore<W> {
         // Each digest once, in digest order: deterministic, and the chunk store's layout.
         let digests: BTreeSet<Digest> = index.digests().iter().copied().collect();
         for digest in digests {
-            self.verify_chunk(job, &file.filename, digest, problems);
+            self.verify_chunk(job, &file.filename, digest, rename, problems);
         }
     }
 
-    /// One chunk, through the job's caches; a damaged chunk is renamed to `.bad`.
+    /// One chunk, through the job's caches; a damaged chunk is renamed to `.bad` if `rename`.
     fn verify_chunk(
         &self,
         job: &mut VerifyJob,
         archive: &str,
         digest: Digest,
+        rename: bool,
         problems: &mut Vec<VerifyProblem>,
     ) {
         let archive = archive.to_owned();
@@ -643,7 +657,12 @@ impl<W: World> Datastore<W> {
         };
         // The rename re-checks the file under the chunk-store mutex: a backup may have replaced
         // the damaged file with a good copy since it was read, and that copy must stay.
-        let renamed_to = match self.chunk_store().rename_chunk_if_corrupt(&digest) {
+        let renamed = if rename {
+            self.chunk_store().rename_chunk_if_corrupt(&digest)
+        } else {
+            Ok(BadRename::Vanished)
+        };
+        let renamed_to = match renamed {
             Ok(BadRename::Intact) => {
                 job.verified_chunks.insert(digest);
                 return;
