@@ -369,8 +369,28 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
             chunked.total, info.size
         )));
     }
-    let mut manifest = Manifest::new(&dir);
     let size = info.size;
+    finish(session, &dir, info, &warnings)?;
+    let (files_read, files_reused) = save_cache(chunked, cache_path);
+    let done = Done {
+        dir,
+        archive,
+        base,
+        size,
+        seconds: started.elapsed().as_secs_f64(),
+        files: (files_read, files_reused),
+    };
+    Ok(report(&done, &upload, &warnings))
+}
+
+/// Publishes the manifest: the archive and the warnings (`unprotected.backup-warnings`).
+fn finish(
+    session: BackupSession<RealWorld>,
+    dir: &BackupDir,
+    info: FileInfo,
+    warnings: &[String],
+) -> Result<(), CliError> {
+    let mut manifest = Manifest::new(dir);
     manifest
         .add_file(info)
         .map_err(|err| CliError::Failure(err.to_string()))?;
@@ -380,8 +400,29 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
             .insert(WARNINGS_KEY.to_owned(), json!(warnings));
     }
     session.finish(manifest)?;
-    let (files_read, files_reused) = save_cache(chunked, cache_path);
-    let seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// A finished backup, for its report.
+struct Done {
+    dir: BackupDir,
+    archive: String,
+    base: Option<String>,
+    size: u64,
+    seconds: f64,
+    /// Large files read, and reused from the file cache.
+    files: (u64, u64),
+}
+
+fn report(done: &Done, upload: &Upload, warnings: &[String]) -> Outcome {
+    let Done {
+        dir,
+        archive,
+        base,
+        size,
+        seconds,
+        files,
+    } = done;
     let value = json!({
         "snapshot": dir.to_string(),
         "archive": archive,
@@ -394,18 +435,20 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<Outcome, CliError> {
         "reused-chunks": upload.reused,
         "seconds": seconds,
         "warnings": warnings,
-        "files-read": files_read,
-        "files-reused": files_reused,
+        "files-read": files.0,
+        "files-reused": files.1,
     });
     let mut text = format!(
         "{dir}: {archive}, {size} bytes in {} chunks ({} uploaded, {} reused{}) in {seconds:.1} s",
         upload.chunks,
         upload.written,
         upload.reused,
-        base.map(|base| format!(" from {base}")).unwrap_or_default(),
+        base.as_ref()
+            .map(|base| format!(" from {base}"))
+            .unwrap_or_default(),
     );
-    let code = partial_code(&warnings, &mut text);
-    Ok((value, text, code))
+    let code = partial_code(warnings, &mut text);
+    (value, text, code)
 }
 
 /// Saves the new file cache (a failure is only a warning: the next backup reads the files);
