@@ -3,7 +3,8 @@
 //! Runs every modelled cell of the locking table (`models::cells`) under shuttle random, PCT
 //! depth 2 and 3, URW, and loom with preemption bound 2 for the cells small enough for it,
 //! then prints the matrix (rows: the operation already running, columns: the operation
-//! starting; `pass`, `FAIL`, or `·` for a cell without interaction) and one line per cell:
+//! starting; `pass` or `FAIL` in each interacting cell, `·` for a cell without interaction)
+//! and one line per cell:
 //! executions explored, explorers, seconds, verdict, and the outcome classes seen. Progress
 //! goes to stderr while it runs. Exit status 1 if any cell failed; each failure is printed
 //! with its replay record.
