@@ -18,6 +18,7 @@ pub mod cells;
 pub mod crash;
 pub mod explore;
 pub mod failure;
+pub mod generate;
 pub mod knobs;
 pub mod real;
 pub mod recorder;

@@ -124,6 +124,41 @@ pub enum Bug {
 }
 
 impl Bug {
+    /// Every switch, in declaration order.
+    pub const ALL: &'static [Bug] = &[
+        Bug::B1WriterCutoffIgnored,
+        Bug::B2CutoffAtSweepStart,
+        Bug::B3BaseNotPinned,
+        Bug::B4DuplicateInsertNoTouch,
+        Bug::B5ReadersTakeNoLock,
+        Bug::B6PruneForcesRemoval,
+        Bug::B7ManifestWithoutLock,
+        Bug::B8ForgetIgnoresManifestLock,
+        Bug::B9GcAbortsOnVanishedIndex,
+        Bug::B10LockerKeepsReadLock,
+        Bug::B11GcToleratesTouchErrors,
+        Bug::B13SecondProcessLocker,
+        Bug::B15LocksOutliveFinish,
+        Bug::B16LockWithoutIdentityCheck,
+        Bug::B17ReaderTakesExclusiveLock,
+        Bug::B18GcMarksFromStartList,
+        Bug::B19LockerOnlyWhileWriting,
+        Bug::B20TouchOutsideMutex,
+        Bug::B21RenameOutsideMutex,
+        Bug::B23CleanupRelocksGroup,
+        Bug::B37OwnerWriteLeavesGroup,
+        Bug::PlantedGcMarksNewestOnly,
+        Bug::GcRelistIgnoresUnfinished,
+        Bug::StartTrustsMkdirBeforeLock,
+        Bug::ManifestBeforeIndexSync,
+        Bug::SyncfsAfterManifest,
+        Bug::ForgetWithoutDirSync,
+        Bug::ChunkKeptAfterDirSyncError,
+        Bug::ProtectionWithoutDirSync,
+        Bug::GcAbortsOnDamagedUnfinishedIndex,
+        Bug::SweepKeepsChunkTemps,
+    ];
+
     fn bit(self) -> u64 {
         1 << (self as u32)
     }
