@@ -5,9 +5,10 @@
 //! then prints the matrix (rows: the operation already running, columns: the operation
 //! starting; `pass` or `FAIL` in each interacting cell, `·` for a cell without interaction)
 //! and one line per cell:
-//! executions explored, explorers, seconds, verdict, and the outcome classes seen. Progress
-//! goes to stderr while it runs. Exit status 1 if any cell failed; each failure is printed
-//! with its replay record.
+//! executions explored, explorers, seconds, verdict, and the outcome classes seen. It ends
+//! with a 20-second generator run (`models::generate`: generated cases judged by the reference
+//! model): cases, executions, failures. Progress goes to stderr while it runs. Exit status 1 if
+//! any cell or generated case failed; each failure is printed with its replay record.
 //!
 //! Options:
 //!
@@ -41,6 +42,32 @@ struct Options {
     executions: usize,
     seed: u64,
     filter: String,
+}
+
+/// Seconds of the generator run that ends the main job.
+const GENERATOR_SECONDS: u64 = 20;
+
+/// Ends the main job with a generator run (`models::generate`) under a time budget against the
+/// fixed store: cases, executions, failures (the first one with its replay command).
+fn run_generator(seed: u64) -> usize {
+    let mut hunt = models::generate::hunt::Hunt::new(seed, u64::MAX, 10);
+    hunt.time = Some(std::time::Duration::from_secs(GENERATOR_SECONDS));
+    quiet_panics();
+    let report = hunt.run();
+    let failures = usize::from(report.found.is_some());
+    println!(
+        "generator ({GENERATOR_SECONDS} s, seed {seed}, 10 executions per shuttle explorer and case): {} cases, {} executions, {:.0} executions/s, {failures} failures",
+        report.cases,
+        report.executions,
+        report.executions_per_second()
+    );
+    if let Some(found) = &report.found {
+        eprintln!(
+            "generated case {} FAILED:\n{}\n{}replay: cargo run --release --bin generate -- replay --seed {seed} --case {} --executions 10",
+            found.index, found.failure.message, found.case, found.index
+        );
+    }
+    failures
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -208,7 +235,12 @@ fn main() -> anyhow::Result<ExitCode> {
             eprintln!("\ncell {} FAILED:\n{failure}", result.spec.id());
         }
     }
-    Ok(if failed == 0 {
+    let generated_failures = if options.json {
+        0
+    } else {
+        run_generator(plan.seed)
+    };
+    Ok(if failed == 0 && generated_failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
