@@ -19,6 +19,7 @@ pub mod crash;
 pub mod explore;
 pub mod explorer;
 pub mod failure;
+pub mod generate;
 pub mod knobs;
 pub mod real;
 pub mod recorder;

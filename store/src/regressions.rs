@@ -69,6 +69,12 @@ pub enum Bug {
     /// B23: a failed backup's cleanup takes the group lock again through a new file handle,
     /// which conflicts with the session's own lock, so the empty group is left behind.
     B23CleanupRelocksGroup,
+    /// B37 (upstream, 2025-08): when writing the owner file of a group this backup created or
+    /// claimed fails (ENOSPC, EIO), the group directory is left behind without a usable owner
+    /// (no file, or an empty one), and every later backup of the group fails the owner check.
+    /// The fix removes the group again, under the group lock, as for any start that fails
+    /// before its snapshot exists.
+    B37OwnerWriteLeavesGroup,
     /// Not a historical bug: planted for the model-based test, which must find it and shrink it.
     /// GC marks the chunks of each group's newest snapshot only, so chunks that only older
     /// snapshots reference are swept once they age past the cutoff.
@@ -118,6 +124,41 @@ pub enum Bug {
 }
 
 impl Bug {
+    /// Every switch, in declaration order.
+    pub const ALL: &'static [Bug] = &[
+        Bug::B1WriterCutoffIgnored,
+        Bug::B2CutoffAtSweepStart,
+        Bug::B3BaseNotPinned,
+        Bug::B4DuplicateInsertNoTouch,
+        Bug::B5ReadersTakeNoLock,
+        Bug::B6PruneForcesRemoval,
+        Bug::B7ManifestWithoutLock,
+        Bug::B8ForgetIgnoresManifestLock,
+        Bug::B9GcAbortsOnVanishedIndex,
+        Bug::B10LockerKeepsReadLock,
+        Bug::B11GcToleratesTouchErrors,
+        Bug::B13SecondProcessLocker,
+        Bug::B15LocksOutliveFinish,
+        Bug::B16LockWithoutIdentityCheck,
+        Bug::B17ReaderTakesExclusiveLock,
+        Bug::B18GcMarksFromStartList,
+        Bug::B19LockerOnlyWhileWriting,
+        Bug::B20TouchOutsideMutex,
+        Bug::B21RenameOutsideMutex,
+        Bug::B23CleanupRelocksGroup,
+        Bug::B37OwnerWriteLeavesGroup,
+        Bug::PlantedGcMarksNewestOnly,
+        Bug::GcRelistIgnoresUnfinished,
+        Bug::StartTrustsMkdirBeforeLock,
+        Bug::ManifestBeforeIndexSync,
+        Bug::SyncfsAfterManifest,
+        Bug::ForgetWithoutDirSync,
+        Bug::ChunkKeptAfterDirSyncError,
+        Bug::ProtectionWithoutDirSync,
+        Bug::GcAbortsOnDamagedUnfinishedIndex,
+        Bug::SweepKeepsChunkTemps,
+    ];
+
     fn bit(self) -> u64 {
         1 << (self as u32)
     }

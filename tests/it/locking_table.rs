@@ -186,6 +186,47 @@ fn every_modelled_cell_passes_under_the_shuttle_portfolio() {
     }
 }
 
+/// The matrix prints a verdict in every interacting cell: `pass`, or `FAIL` where a cell
+/// failed, and `-` for a cell that did not run.
+#[test]
+fn the_matrix_prints_pass_or_fail_in_every_interacting_cell() {
+    let result = |spec: &'static models::cells::CellSpec, failed: bool| CellResult {
+        spec,
+        executions: 1,
+        explorers: vec!["random".to_owned()],
+        outcome_classes: Default::default(),
+        elapsed: std::time::Duration::ZERO,
+        failures: if failed {
+            vec![models::explore::Failure {
+                scenario: spec.id(),
+                explorer: Explorer::Random,
+                seed: 1,
+                execution: 1,
+                budget: 1,
+                execution_seed: None,
+                message: "planted".to_owned(),
+                schedule: None,
+                loom_checkpoint: None,
+                record_file: None,
+                replay_command: None,
+            }]
+        } else {
+            Vec::new()
+        },
+    };
+    let count = |text: &str, word: &str| text.split_whitespace().filter(|w| *w == word).count();
+    let mut results: Vec<CellResult> = CELLS.iter().map(|spec| result(spec, false)).collect();
+    let text = matrix::render_matrix(&results);
+    assert_eq!(count(&text, "pass"), CELLS.len(), "{text}");
+    assert_eq!(count(&text, "FAIL"), 0, "{text}");
+    results[0] = result(&CELLS[0], true);
+    results.pop();
+    let text = matrix::render_matrix(&results);
+    assert_eq!(count(&text, "pass"), CELLS.len() - 2, "{text}");
+    assert_eq!(count(&text, "FAIL"), 1, "{text}");
+    assert_eq!(count(&text, "-"), 1, "{text}");
+}
+
 #[test]
 fn small_cells_pass_under_loom() {
     let plan = Plan::new(Budget::executions(1))

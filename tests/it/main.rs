@@ -15,6 +15,7 @@ mod differential;
 mod explore;
 mod formats;
 mod gc;
+mod generate;
 mod locking_table;
 mod locks;
 mod model;

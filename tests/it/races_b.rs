@@ -26,6 +26,7 @@ use models::regressions_b::b15_finish_releases_locks::{self, FinishReleasesLocks
 use models::regressions_b::b17_reader_shared_lock::{self, ReaderSharedLock};
 use models::regressions_b::b19_session_locker::{self, SessionLocker};
 use models::regressions_b::b23_cleanup_group::{self, CleanupGroup};
+use models::regressions_b::b37_owner_write::{self, OwnerWrite};
 use models::regressions_b::{Expect, Visitor, visit_regressions};
 use models::scenario::Scenario;
 
@@ -228,6 +229,16 @@ fn b23_cleanup_relocking_the_group_is_caught() {
     );
 }
 
+#[test]
+fn b37_failed_owner_write_leaves_no_stuck_group() {
+    assert_passes(&OwnerWrite::fixed(), true);
+}
+
+#[test]
+fn b37_group_left_after_failed_owner_write_is_caught() {
+    assert_caught(&OwnerWrite::reverted(), b37_owner_write::EXPECT_REVERTED);
+}
+
 /// Every scenario is listed once under a unique name, each fix in place (must pass) next to
 /// its reverted variant (must fail, under the explorers the tests above use).
 #[test]
@@ -240,7 +251,7 @@ fn visit_regressions_lists_each_fix_and_its_reversal() {
     }
     let mut names = Names(Vec::new());
     visit_regressions(&mut names);
-    assert_eq!(names.0.len(), 18);
+    assert_eq!(names.0.len(), 20);
     for pair in names.0.chunks(2) {
         let [(fixed, pass), (reverted, caught)] = pair else {
             unreachable!()
@@ -252,7 +263,7 @@ fn visit_regressions_lists_each_fix_and_its_reversal() {
     let mut unique: Vec<&String> = names.0.iter().map(|(name, _)| name).collect();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 18);
+    assert_eq!(unique.len(), 20);
 }
 
 /// Replays a failure record of one of these scenarios (`EXPLORE_REPLAY=<record>`); without

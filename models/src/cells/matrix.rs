@@ -68,7 +68,7 @@ pub fn run_cell(plan: &Plan, spec: &'static CellSpec) -> CellResult {
 }
 
 /// The matrix: one row per running operation, one column per starting one; `pass`, `FAIL`,
-/// `·` for a cell without interaction, blank for a modelled cell that did not run.
+/// `·` for a cell without interaction, `-` for a modelled cell that did not run.
 pub fn render_matrix(results: &[CellResult]) -> String {
     let mut text = String::new();
     let _ = write!(text, "{:<16}", "running \\ start");
@@ -80,10 +80,13 @@ pub fn render_matrix(results: &[CellResult]) -> String {
         let _ = write!(text, "{:<16}", running.id());
         for starting in Op::ALL {
             let mark = match cell(running, starting) {
+                // Matched by operations: `CELLS` is a constant, so its items have no one address.
                 Some(spec) => results
                     .iter()
-                    .find(|result| std::ptr::eq(result.spec, spec))
-                    .map_or("", CellResult::verdict),
+                    .find(|result| {
+                        result.spec.running == spec.running && result.spec.starting == spec.starting
+                    })
+                    .map_or("-", CellResult::verdict),
                 None if no_interaction(running, starting).is_some() => "·",
                 None => "?",
             };

@@ -261,6 +261,10 @@ pub const NOT_APPLICABLE: &[(&str, &str)] = &[
         "B19",
         "needs GC in a second process: record locks of one process never conflict",
     ),
+    (
+        "B37",
+        "needs fault injection: the owner file's write failing with ENOSPC",
+    ),
 ];
 
 /// A fresh directory under the system temporary directory, removed on drop.

@@ -16,6 +16,7 @@
 //! | [`b17_reader_shared_lock`] | reader, incremental backup | liveness: a reader never makes a backup on its snapshot fail | B17 | all |
 //! | [`b19_session_locker`] | backup session (process 1), GC (process 2) | I2, and liveness: a started session is never refused by GC of another process | B19 | random, PCT 2/3, URW |
 //! | [`b23_cleanup_group`] | failing first backup of a new group, second backup | no orphan group directory | B23 | random, PCT 2/3, loom pb2 |
+//! | [`b37_owner_write`] | two first backups of a new group, one meets ENOSPC on its owner write | a later backup of the group succeeds | B37 (upstream 2025-08) | all |
 //!
 //! "Caught by" lists the explorers that find the reverted variant within 200 executions of
 //! seed 1 (loom: its exhaustive search at preemption bound 2); the reverted variant's
@@ -42,6 +43,7 @@ pub mod b15_finish_releases_locks;
 pub mod b17_reader_shared_lock;
 pub mod b19_session_locker;
 pub mod b23_cleanup_group;
+pub mod b37_owner_write;
 pub mod b3_base_pinning;
 pub mod b5_reader_pinning;
 pub mod b6_prune_locks;
@@ -68,6 +70,7 @@ pub fn visit_regressions(visitor: &mut impl Visitor) {
     use b17_reader_shared_lock::ReaderSharedLock;
     use b19_session_locker::SessionLocker;
     use b23_cleanup_group::CleanupGroup;
+    use b37_owner_write::OwnerWrite;
 
     visitor.visit(&BasePinning::fixed(), Expect::Pass);
     visitor.visit(&BasePinning::reverted(), b3_base_pinning::EXPECT_REVERTED);
@@ -105,6 +108,8 @@ pub fn visit_regressions(visitor: &mut impl Visitor) {
         &CleanupGroup::reverted(),
         b23_cleanup_group::EXPECT_REVERTED,
     );
+    visitor.visit(&OwnerWrite::fixed(), Expect::Pass);
+    visitor.visit(&OwnerWrite::reverted(), b37_owner_write::EXPECT_REVERTED);
 }
 
 /// The owner of every backup in these scenarios.

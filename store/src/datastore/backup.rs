@@ -20,7 +20,8 @@
 //!    created it. If the directory vanishes before the owner file is in, it is made again.
 //! 3. A group this call created or claimed gets its `owner` file (`create_new`, one line); if
 //!    the backup then fails before its snapshot exists, the group is removed again, under the
-//!    lock. The recorded
+//!    lock. That includes a failed owner write (ENOSPC, EIO): a group left with no owner or an
+//!    empty owner file would refuse every later backup (upstream B37). The recorded
 //!    owner must equal the caller ([`Error::OwnerMismatch`]); a group without a recorded owner
 //!    takes no backups ([`Error::NoOwner`]).
 //! 4. **Base:** the newest *finished* snapshot (one with a manifest). The new time must be
@@ -398,7 +399,7 @@ fn prepare_backup<W: World>(
             write_owner(store, &group_dir, owner).map_err(Error::io("create owner", &path))?;
         }
     } else {
-        *created = claim_group(store, &group_dir, owner)?;
+        claim_group(store, &group_dir, owner, created)?;
     }
     match read_owner(store, group)? {
         None => return Err(Error::NoOwner(group.clone())),
@@ -465,20 +466,25 @@ fn create_snapshot_locked<W: World>(
 }
 
 /// Under the group lock: makes sure the group directory exists and, if it holds neither an
-/// owner file nor a snapshot, claims it by writing the owner file. Returns whether this call
-/// claimed the group (it then counts as created by this call and is removed again if the
-/// backup fails before its snapshot exists).
+/// owner file nor a snapshot, claims it by writing the owner file. Sets `created` to whether
+/// this call claimed the group (it then counts as created by this call and is removed again if
+/// the backup fails before its snapshot exists).
 ///
 /// Whoever made the directory does not matter: a start that lost the group lock leaves its
 /// directory or removes it again while it is empty (without the lock), and a crash can empty a
 /// group before its owner file was durable. A removal can only hit the directory while it is
 /// empty, so when creating the owner file finds the directory gone, the directory is made
 /// again; once the owner file is in, no such removal succeeds.
+///
+/// A failed owner write (ENOSPC, EIO) leaves `created` set, whoever made the directory: the
+/// caller then removes the group under the lock, so no group is left without a usable owner
+/// (B37).
 fn claim_group<W: World>(
     store: &Datastore<W>,
     group_dir: &Path,
     owner: &str,
-) -> Result<bool, Error> {
+    created: &mut bool,
+) -> Result<(), Error> {
     /// Each competing start removes at most its own directory once, so a few rounds suffice.
     const ROUNDS: usize = 8;
     let path = group_dir.join(OWNER_FILE_NAME);
@@ -487,12 +493,23 @@ fn claim_group<W: World>(
             create_dir_new(store, group_dir)?;
         }
         if store.exists(&path)? || holds_snapshot(store, group_dir)? {
-            return Ok(false);
+            *created = false;
+            return Ok(());
         }
         match write_owner(store, group_dir, owner) {
-            Ok(()) => return Ok(true),
+            Ok(()) => {
+                *created = true;
+                return Ok(());
+            }
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(Error::io("create owner", &path)(err)),
+            Err(err) => {
+                // B37 reverted: the group is left as the failed write left it.
+                *created = !crate::reverted!(
+                    store.config().chunk_store.regressions,
+                    B37OwnerWriteLeavesGroup
+                );
+                return Err(Error::io("create owner", &path)(err));
+            }
         }
     }
     let vanished = io::Error::new(
