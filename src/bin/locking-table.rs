@@ -27,29 +27,45 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use clap::Parser;
 use models::cells::Cell;
 use models::cells::matrix::{self, CellResult};
 use models::explore::{Budget, Plan};
+use models::failure::quiet_panics;
 
 /// Shuttle executions per explorer and cell by default.
 const DEFAULT_EXECUTIONS: usize = 500;
 
+/// The locking table of `LOCKING.md`, executed.
+#[derive(Parser)]
+#[command(about)]
 struct Options {
+    /// Print the results as one JSON object instead of the tables.
+    #[arg(long)]
     json: bool,
+    /// Print the cell sections of `LOCKING.md` generated from the code's table and exit.
+    #[arg(long)]
     markdown: bool,
+    /// Run each cell that names a regression switch with that fix reverted instead.
+    #[arg(long)]
     reverted: bool,
+    /// Shuttle executions per explorer and cell.
+    #[arg(long, default_value_t = DEFAULT_EXECUTIONS)]
     executions: usize,
+    /// Seed of the shuttle explorers.
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only the cells whose id contains this.
+    #[arg(long = "cell", default_value = "")]
     filter: String,
 }
 
 /// Seconds of the generator run that ends the main job.
 const GENERATOR_SECONDS: u64 = 20;
 
-/// Cases of that run at most: the first 240 cases of seed 1 pass on the fixed store at 10
-/// executions per explorer (a longer run meets the open finding of README's "Generative
-/// exploration"), so a faster machine does not turn the main job red on it.
+/// Cases of that run at most, so that the main job explores the same cases on a faster
+/// machine.
 const GENERATOR_CASES: u64 = 240;
 
 /// Ends the main job with a generator run (`models::generate`) under a time budget against the
@@ -73,52 +89,6 @@ fn run_generator(seed: u64) -> usize {
         );
     }
     failures
-}
-
-fn parse_args() -> anyhow::Result<Options> {
-    let mut options = Options {
-        json: false,
-        markdown: false,
-        reverted: false,
-        executions: DEFAULT_EXECUTIONS,
-        seed: 1,
-        filter: String::new(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--json" => options.json = true,
-            "--markdown" => options.markdown = true,
-            "--reverted" => options.reverted = true,
-            "--executions" => {
-                let text = value("--executions")?;
-                options.executions = text
-                    .parse()
-                    .with_context(|| format!("--executions {text:?}"))?;
-            }
-            "--seed" => {
-                let text = value("--seed")?;
-                options.seed = text.parse().with_context(|| format!("--seed {text:?}"))?;
-            }
-            "--cell" => options.filter = value("--cell")?,
-            "-h" | "--help" => {
-                println!(
-                    "usage: locking-table [--json] [--executions N] [--seed N] [--cell TEXT] [--markdown] [--reverted]\n\
-                     Runs every modelled cell of LOCKING.md's locking table and prints the matrix."
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        }
-    }
-    Ok(options)
-}
-
-/// Failing executions are summarised in the tables, so panics print nothing. Set before each
-/// exploration: shuttle wraps the hook it finds on its first run.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|_| {}));
 }
 
 /// Runs every selected cell that names a switch with its fix reverted: each must be caught.
@@ -173,7 +143,7 @@ fn run_reverted(plan: &Plan, filter: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let options = parse_args()?;
+    let options = Options::parse();
     if options.markdown {
         print!("{}", matrix::markdown());
         return Ok(ExitCode::SUCCESS);

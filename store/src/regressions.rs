@@ -121,6 +121,12 @@ pub enum Bug {
     GcAbortsOnDamagedUnfinishedIndex,
     /// Recovery fix reverted: the sweep leaves stale temporary chunk files alone forever.
     SweepKeepsChunkTemps,
+    /// Race found by the generator, fix reverted: `finish` publishes the manifest under the
+    /// manifest lock, releases it, and takes it again (with its bounded wait) to record the
+    /// upload statistics. A notes update that takes the lock in between makes that second wait
+    /// time out: the backup fails busy and removes the snapshot it had published, with the
+    /// notes another client was told were saved.
+    FinishRelocksManifestForStats,
 }
 
 impl Bug {
@@ -157,6 +163,7 @@ impl Bug {
         Bug::ProtectionWithoutDirSync,
         Bug::GcAbortsOnDamagedUnfinishedIndex,
         Bug::SweepKeepsChunkTemps,
+        Bug::FinishRelocksManifestForStats,
     ];
 
     fn bit(self) -> u64 {

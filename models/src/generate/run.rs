@@ -191,7 +191,7 @@ fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> (S
                 .set_group_owner(group, OWNER)
                 .and_then(|()| store.set_group_notes(group, OWNER_NOTES));
             match result {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
                     (results::GROUP_VANISHED.to_owned(), Vec::new())
                 }
                 result => (class(result), Vec::new()),

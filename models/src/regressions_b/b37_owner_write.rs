@@ -77,9 +77,7 @@ pub(crate) fn backup_outcome<W: World>(store: &Datastore<W>, dir: &BackupDir) ->
     let archives = [ArchiveSpec::new("root.didx", vec![chunk(&dir.to_string())])];
     match backup_snapshot(store, dir, OWNER, &archives) {
         Ok(_) => Outcome::OK,
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::StorageFull => {
-            NO_SPACE
-        }
+        Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::StorageFull => NO_SPACE,
         Err(Error::NoOwner(_)) => Outcome::label("no-owner"),
         Err(Error::BackupTimeNotNewer { .. }) => Outcome::label("not-newer"),
         Err(err) => Outcome::of::<()>(&Err(err)),

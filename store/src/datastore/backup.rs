@@ -55,9 +55,13 @@
 //! * [`BackupSession::finish`]: all writers closed and at least one file written; the client's
 //!   manifest must name this snapshot and list exactly the files written (names, sizes,
 //!   checksums). Everything written is made durable (see "Durability" below) → the manifest
-//!   is stored as `index.json.blob` (from then on the snapshot lists as finished) → the base
-//!   must still exist ([`Error::BaseVanished`], race B3) → the base lock and the
-//!   process-locker guard are dropped → `update_manifest` records the `chunk_upload_stats` →
+//!   lock is taken (a busy wait here fails the backup before anything is published) → the
+//!   manifest is stored as `index.json.blob` (from then on the snapshot lists as finished) →
+//!   the base must still exist ([`Error::BaseVanished`], race B3) → the base lock and the
+//!   process-locker guard are dropped → `update_manifest_locked` records the
+//!   `chunk_upload_stats` under the same manifest lock, which is released then (a second,
+//!   bounded wait for it after publication could fail the backup and remove a snapshot other
+//!   clients have seen: `Bug::FinishRelocksManifestForStats`) →
 //!   the snapshot and group locks are released *before* success is reported, so a following
 //!   backup of the same group can start at once (B15).
 //! * Any failure of `finish`, an explicit `abort`, or dropping an unfinished session removes
@@ -940,10 +944,17 @@ impl<W: World> BackupSession<W> {
         if !late_syncfs {
             self.sync_contents()?;
         }
-        {
-            let _manifest_lock = self.store.lock_manifest(&self.dir)?;
-            manifest.store(self.store.world(), &self.path, manifest_level)?;
-        }
+        // The manifest lock is held from the publication to the statistics update: once the
+        // manifest is in place, another client may update it (notes), and a busy wait after
+        // publication would fail the backup and remove a snapshot others have seen.
+        let manifest_lock = self.store.lock_manifest(&self.dir)?;
+        manifest.store(self.store.world(), &self.path, manifest_level)?;
+        let manifest_lock = if crate::reverted!(self.regressions(), FinishRelocksManifestForStats) {
+            drop(manifest_lock);
+            None
+        } else {
+            Some(manifest_lock)
+        };
         #[cfg(feature = "regressions")]
         self.sync_indexes_late()?;
         if let Some(base) = &self.base
@@ -958,9 +969,12 @@ impl<W: World> BackupSession<W> {
         self.base_lock = None;
         self.process_guard = None;
         let stats = self.stats;
-        let stored = self
-            .store
-            .update_manifest(&self.dir, |m| m.set_chunk_upload_stats(&stats))?;
+        let record = |m: &mut Manifest| m.set_chunk_upload_stats(&stats);
+        let stored = match &manifest_lock {
+            Some(lock) => self.store.update_manifest_locked(lock, record)?,
+            None => self.store.update_manifest(&self.dir, record)?,
+        };
+        drop(manifest_lock);
         if late_syncfs {
             self.store.chunk_store().ensure_sync_level()?;
         }
