@@ -1,14 +1,15 @@
 //! Race regressions, part B (sessions, manifest, forget, prune): every scenario of
 //! `models::regressions_b`, with its fix in place and with the fix reverted.
 //!
-//! Stated budget: [`BUDGET`] shuttle executions per scheduler, seed 1 (loom: its exhaustive
-//! search at preemption bound 2).
+//! Stated budgets: [`CATCH_BUDGET`] shuttle executions per scheduler to catch a reverted fix,
+//! [`BUDGET`] to pass with it in place, seed 1 (loom: its exhaustive search at preemption
+//! bound 2).
 //!
-//! * A reverted fix must be caught, within that budget, by every explorer its scenario's
+//! * A reverted fix must be caught, within its budget, by every explorer its scenario's
 //!   `Expect` names (the others are not run); each failure must carry its schedule (shuttle) or
 //!   checkpoint (loom), a record file and a replay command, and must replay in one execution to
 //!   the same violation.
-//! * The same scenario with the fix in place must pass the same budget under every shuttle
+//! * The same scenario with the fix in place must pass [`BUDGET`] under every shuttle
 //!   scheduler, plus loom where its exhaustive search is quick (all of them with
 //!   `EXPLORE_LONG=1`). These runs follow the `EXPLORE_*` knobs.
 //!
@@ -32,8 +33,13 @@ use models::scenario::Scenario;
 
 use crate::explore::env_plan;
 
-/// Shuttle executions per scheduler, for catching a reverted fix and for passing with it.
+/// Shuttle executions per scheduler for passing with a fix in place.
 const BUDGET: usize = 200;
+
+/// Shuttle executions per scheduler within which a reverted fix must be caught (a run stops
+/// at its first failure): the slowest required catch of `docs/races.md`, B6 under URW, took up
+/// to 973 executions over seeds 1 to 10.
+const CATCH_BUDGET: usize = 1000;
 
 /// The command that replays a failure record of these scenarios.
 const REPLAY: &str = "cargo test -p harness --test it races_b::replay -- --exact";
@@ -53,12 +59,12 @@ fn catchers(expect: Expect) -> (Vec<Explorer>, &'static str) {
     }
 }
 
-/// The reverted variant is caught by every explorer `expect` names, within [`BUDGET`], and
+/// The reverted variant is caught by every explorer `expect` names, within [`CATCH_BUDGET`], and
 /// every failure replays.
 fn assert_caught(scenario: &impl Scenario, expect: Expect) {
     let (explorers, message) = catchers(expect);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = Plan::new(Budget::executions(BUDGET))
+    let report = Plan::new(Budget::executions(CATCH_BUDGET))
         .explorers(&explorers)
         .quiet()
         .failure_dir(dir.path())
@@ -70,7 +76,7 @@ fn assert_caught(scenario: &impl Scenario, expect: Expect) {
     assert_eq!(caught, explorers, "{}", report.table());
     for failure in report.failures() {
         if failure.explorer.is_shuttle() {
-            assert!(failure.execution <= BUDGET, "{failure}");
+            assert!(failure.execution <= CATCH_BUDGET, "{failure}");
             assert!(failure.schedule.is_some(), "{failure}");
         } else {
             assert!(failure.loom_checkpoint.is_some(), "{failure}");
