@@ -58,7 +58,23 @@ fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
             snapshot,
             target,
             archive,
-        } => crate::restore::restore(cli, snapshot, target, archive.as_deref())?,
+            overwrite,
+            include,
+        } => {
+            let includes = include
+                .iter()
+                .map(|pattern| {
+                    std::ffi::CString::new(pattern.as_bytes()).map_err(|_| {
+                        CliError::BadInput(format!("--include {pattern:?} holds a NUL byte"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = crate::tarread::Options {
+                overwrite: *overwrite,
+                includes,
+            };
+            crate::restore::restore(cli, snapshot, target, archive.as_deref(), &options)?
+        }
         Command::Ls { snapshot, archive } => crate::restore::ls(cli, snapshot, archive.as_deref())?,
         Command::Forget { snapshot } => forget(cli, snapshot)?,
         Command::Prune {

@@ -104,6 +104,7 @@ impl From<StoreError> for CliError {
             | StoreError::Blob(_)
             | StoreError::Manifest(_)
             | StoreError::GcStatusCorrupt { .. }
+            | StoreError::IndexMismatch { .. }
             | StoreError::ChunkStore(ChunkStoreError::Corrupt { .. })
             | StoreError::ChunkStore(ChunkStoreError::Missing { .. }) => CliError::Damaged(text),
             _ => CliError::Failure(text),

@@ -15,9 +15,11 @@
 
 mod archive;
 mod backup;
+mod beneath;
 mod commands;
 mod exit;
 mod filecache;
+mod paxread;
 mod progress;
 mod restore;
 mod tarread;
@@ -132,6 +134,15 @@ pub enum Command {
         /// Which archive (default: the snapshot's only index archive).
         #[arg(long)]
         archive: Option<String>,
+        /// What may be replaced in a target that already holds content: `same-kind` (a file by
+        /// a file, a link by a link; directories merged; anything else is an error naming it),
+        /// `never`, or `always` (a directory in the way is removed with its contents).
+        #[arg(long, value_enum, default_value_t = tarread::Overwrite::SameKind)]
+        overwrite: tarread::Overwrite,
+        /// Restore only entries whose path matches this shell pattern, and everything beneath
+        /// a matching directory (repeatable; the directories on the way are made).
+        #[arg(long, value_name = "PATTERN")]
+        include: Vec<String>,
     },
     /// List the entries of a directory archive of a snapshot.
     Ls {

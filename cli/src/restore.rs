@@ -4,15 +4,17 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::process::ExitCode;
 
 use serde_json::json;
 use store::backup_info::BackupDir;
 use store::index::{ArchiveKind, IndexFile};
 
 use crate::archive::ChunkStream;
-use crate::commands::{Outcome, Store, done, existing_group, open};
+use crate::commands::{Outcome, Store, existing_group, open};
 use crate::exit::CliError;
-use crate::tarread::{list_entries, unpack};
+use crate::paxread::Damage;
+use crate::tarread::{Options, Report, entry_json, entry_line, list_entries, unpack};
 use crate::{Cli, progress};
 
 /// The archive being read.
@@ -42,14 +44,21 @@ pub fn resolve_snapshot(store: &Store, text: &str) -> Result<BackupDir, CliError
         .ok_or_else(|| CliError::NotFound(format!("group {group} has no finished snapshot")))
 }
 
+/// A chunk that could not be read: its error, already reported with its place in the stream.
+pub struct BadChunk {
+    /// What went wrong, naming the chunk, the archive and the snapshot.
+    pub error: CliError,
+}
+
 /// The archive `archive` of `snapshot` (its only index archive by default) as a stream handed
-/// to `consume`. A chunk that cannot be read is the error returned, naming the chunk.
-fn read_archive<T>(
+/// to `consume`, with the stream ranges of chunks that could not be read: those read as
+/// zeros, so the consumer can go on past them; each is listed in the returned `BadChunk`s.
+pub fn read_archive<T>(
     cli: &Cli,
     snapshot: &str,
     archive: Option<&str>,
-    consume: impl FnOnce(&mut dyn Read, &Opened) -> Result<T, CliError>,
-) -> Result<(Opened, T), CliError> {
+    consume: impl FnOnce(&mut dyn Read, &Opened, Damage) -> Result<T, CliError>,
+) -> Result<(Opened, T, Vec<BadChunk>), CliError> {
     let store = open(cli)?;
     let dir = resolve_snapshot(&store, snapshot)?;
     let mut reader = store.open_reader(&dir)?;
@@ -65,33 +74,45 @@ fn read_archive<T>(
         dynamic: matches!(index, IndexFile::Dynamic(_)),
     };
     let bar = progress::bytes(!cli.quiet && !cli.json, Some(opened.total), "restore");
-    let digests = index.digests().to_vec();
+    let damage = Damage::default();
+    let bad = RefCell::new(Vec::new());
     let mut next = 0;
-    // The first chunk that could not be read: the error reported.
-    let chunk_error = RefCell::new(None);
     let mut stream = ChunkStream::new(|| {
-        let Some(digest) = digests.get(next) else {
+        let (Some(digest), Some(range)) = (index.digests().get(next), index.chunk_range(next))
+        else {
             return Ok(None);
         };
         next += 1;
-        let data = reader.read_chunk(digest).map_err(|err| {
-            let text = format!(
-                "chunk {digest} of {} in {}: {err}",
-                opened.archive, opened.dir
-            );
-            let failure = io::Error::other(text.clone());
-            *chunk_error.borrow_mut() = Some(CliError::from(err).with_text(text));
-            failure
-        })?;
+        let length = usize::try_from(range.end - range.start).map_err(io::Error::other)?;
+        let (error, why) = match reader.read_chunk(digest) {
+            Ok(data) if data.len() == length => {
+                bar.inc(data.len() as u64);
+                return Ok(Some(data));
+            }
+            Ok(data) => {
+                let why = format!("holds {} bytes, its index says {length}", data.len());
+                (CliError::Damaged(String::new()), why)
+            }
+            Err(err) => {
+                let why = err.to_string();
+                (CliError::from(err), why)
+            }
+        };
+        let text = format!(
+            "chunk {digest} (stream bytes {}..{}) of {} in {}: {why}",
+            range.start, range.end, opened.archive, opened.dir
+        );
+        bad.borrow_mut().push(BadChunk {
+            error: error.with_text(text),
+        });
+        damage.add(range);
+        let data = vec![0u8; length];
         bar.inc(data.len() as u64);
         Ok(Some(data))
     });
-    let result = consume(&mut stream, &opened);
+    let result = consume(&mut stream, &opened, damage.clone());
     bar.finish_and_clear();
-    if let Some(err) = chunk_error.into_inner() {
-        return Err(err);
-    }
-    Ok((opened, result?))
+    Ok((opened, result?, bad.into_inner()))
 }
 
 fn only_index(dir: &BackupDir, manifest: &store::manifest::Manifest) -> Result<String, CliError> {
@@ -111,23 +132,56 @@ fn only_index(dir: &BackupDir, manifest: &store::manifest::Manifest) -> Result<S
     }
 }
 
+/// The exit code of problems: 5 if any is damage, else 1 if any is trouble, else 6 if an
+/// entry was not restored, else 0.
+fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes
+        .into_iter()
+        .fold(0, |worst, code| match (worst, code) {
+            (5, _) | (_, 5) => 5,
+            (1, _) | (_, 1) => 1,
+            (6, _) | (_, 6) => 6,
+            (worst, 0) => worst,
+            (_, code) => code,
+        })
+}
+
 /// Runs `chunkstore restore`.
 pub fn restore(
     cli: &Cli,
     snapshot: &str,
     target: &Path,
     archive: Option<&str>,
+    options: &Options,
 ) -> Result<Outcome, CliError> {
-    let (opened, warnings) = read_archive(cli, snapshot, archive, |stream, opened| {
+    let (opened, report, bad) = read_archive(cli, snapshot, archive, |stream, opened, damage| {
         if opened.dynamic {
-            unpack(stream, target).map(|done| done.warnings)
+            unpack(stream, damage, Some(target), options)
+        } else if !options.includes.is_empty() {
+            Err(CliError::BadInput(format!(
+                "{} is an image: --include applies to directory archives",
+                opened.archive
+            )))
         } else {
-            write_image(stream, target, opened.total).map(|()| Vec::new())
+            write_image(stream, target, opened.total).map(|()| Report::default())
         }
     })?;
-    for warning in &warnings {
-        eprintln!("chunkstore: warning: {warning}");
+    let mut codes: Vec<u8> = bad.iter().map(|chunk| chunk.error.code()).collect();
+    codes.push(report.code());
+    let bad: Vec<String> = bad.iter().map(|chunk| chunk.error.to_string()).collect();
+    for line in &report.warnings {
+        eprintln!("chunkstore: warning: {line}");
     }
+    for line in &report.not_restored {
+        eprintln!("chunkstore: {line}");
+    }
+    for line in bad.iter() {
+        eprintln!("chunkstore: {line}");
+    }
+    for line in &report.damaged {
+        eprintln!("chunkstore: damaged: {line}");
+    }
+    let code = worst(codes);
     let Opened {
         dir,
         archive,
@@ -135,33 +189,106 @@ pub fn restore(
         ..
     } = opened;
     let value = json!({ "snapshot": dir.to_string(), "archive": archive, "target": target,
-        "bytes": total, "warnings": warnings });
-    let text = format!(
+        "bytes": total, "entries": report.entries, "warnings": report.warnings,
+        "not-restored": report.not_restored, "damaged": report.damaged, "bad-chunks": bad });
+    let mut text = format!(
         "restored {archive} of {dir} ({total} bytes) to {}",
         target.display()
     );
-    done(value, text)
+    if code != 0 {
+        text.push_str(&format!(
+            ": {} entries restored; {} bad chunks, {} damaged entries or ranges, {} entries not \
+             restored (see above)",
+            report.entries,
+            bad.len(),
+            report.damaged.len(),
+            report.not_restored.len()
+        ));
+    }
+    Ok((value, text, ExitCode::from(code)))
 }
 
-/// Runs `chunkstore ls`: the entries of a directory archive.
+/// Runs `chunkstore ls`: the entries of a directory archive (as many as can be read).
 pub fn ls(cli: &Cli, snapshot: &str, archive: Option<&str>) -> Result<Outcome, CliError> {
-    let (opened, entries) = read_archive(cli, snapshot, archive, |stream, opened| {
-        if !opened.dynamic {
-            return Err(CliError::BadInput(format!(
-                "{} is an image, not a directory archive",
-                opened.archive
-            )));
-        }
-        list_entries(stream)
-    })?;
+    let (opened, (entries, problems), bad) =
+        read_archive(cli, snapshot, archive, |stream, opened, damage| {
+            if !opened.dynamic {
+                return Err(CliError::BadInput(format!(
+                    "{} is an image, not a directory archive",
+                    opened.archive
+                )));
+            }
+            list_entries(stream, damage)
+        })?;
+    let mut codes: Vec<u8> = bad.iter().map(|chunk| chunk.error.code()).collect();
+    let bad: Vec<String> = bad.iter().map(|chunk| chunk.error.to_string()).collect();
+    for line in &bad {
+        eprintln!("chunkstore: {line}");
+    }
+    for line in &problems {
+        eprintln!("chunkstore: damaged: {line}");
+    }
+    if !problems.is_empty() {
+        codes.push(5);
+    }
     let text: String = entries
         .iter()
-        .map(|entry| format!("{}\n", entry.line()))
+        .map(|entry| format!("{}\n", entry_line(entry)))
         .collect();
-    let rows: Vec<_> = entries.iter().map(|entry| entry.to_json()).collect();
+    let rows: Vec<_> = entries.iter().map(entry_json).collect();
     let value = json!({ "snapshot": opened.dir.to_string(), "archive": opened.archive,
-        "entries": rows });
-    done(value, text)
+        "entries": rows, "damaged": problems, "bad-chunks": bad });
+    Ok((value, text, ExitCode::from(worst(codes))))
+}
+
+/// Reads every index archive of `dir` back as a restore would, writing nothing: the problems
+/// that would make a restore of it fail or lose data.
+pub fn check_archives(cli: &Cli, dir: &BackupDir) -> Result<Vec<String>, CliError> {
+    let store = open(cli)?;
+    let names: Vec<String> = {
+        let reader = store.open_reader(dir)?;
+        reader
+            .manifest()
+            .files
+            .iter()
+            .map(|file| file.filename.clone())
+            .filter(|name| ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()))
+            .collect()
+    };
+    drop(store);
+    let mut problems = Vec::new();
+    for name in names {
+        let (_, report, bad) = read_archive(
+            cli,
+            &dir.to_string(),
+            Some(&name),
+            |stream, opened, damage| {
+                if opened.dynamic {
+                    unpack(stream, damage, None, &Options::default())
+                } else {
+                    let copied = io::copy(stream, &mut io::sink())
+                        .map_err(|err| CliError::Failure(err.to_string()))?;
+                    let mut report = Report::default();
+                    if copied != opened.total {
+                        report.damaged.push(format!(
+                            "image has {copied} bytes, its index says {}",
+                            opened.total
+                        ));
+                    }
+                    Ok(report)
+                }
+            },
+        )?;
+        problems.extend(bad.iter().map(|chunk| format!("{name}: {}", chunk.error)));
+        problems.extend(report.damaged.iter().map(|line| format!("{name}: {line}")));
+        problems.extend(
+            report
+                .not_restored
+                .iter()
+                .map(|line| format!("{name}: {line}")),
+        );
+    }
+    Ok(problems)
 }
 
 fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), CliError> {

@@ -1,187 +1,96 @@
-//! Unpacks a directory stream (see `docs/format.md`) with all of its metadata: ownership (as
-//! root, by number), mode bits, nanosecond mtimes of files, directories (set after their
-//! children) and symlinks, hard links, FIFOs and device nodes (as root), sparse files and
-//! extended attributes.
+//! Unpacks a directory stream (see `docs/format.md`) with all of its metadata, or checks that
+//! it would unpack (verify's dry run: the same path without writing).
+//!
+//! Safety rules of a restore into a target that may already hold content:
+//! * nothing outside the target is ever written, created, chmod'ed or removed: every path is
+//!   resolved beneath the target without following a symbolic link ([`crate::beneath`]);
+//! * what is in the way of an entry is replaced only as `--overwrite` allows: by default only
+//!   by an entry of the same kind (a file by a file, a link by a link; a directory is merged),
+//!   anything else is an error naming it; never a silent recursive delete;
+//! * the restore goes on past an entry it cannot create and past damaged data: each problem is
+//!   reported by name, everything else is restored, directories get their metadata.
 
-use std::ffi::CString;
-use std::fs::{self, File};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use tar::EntryType;
-
+use crate::beneath::{self, Dir, Found, Root, plain_components};
 use crate::exit::CliError;
-use crate::tarwrite::{SPARSE_KEY, XATTR_PREFIX};
+use crate::paxread::{Damage, Entry, Kind, PaxReader, ReadError};
 
-/// The metadata of one entry, from its ustar header and PAX records.
-#[derive(Debug, Clone, Default)]
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: (i64, i64),
-    sparse: bool,
-    xattrs: Vec<(String, Vec<u8>)>,
+/// What `restore` does with something in the target that is in the way of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overwrite {
+    /// Replace a file by a file, a link by a link, a node by a node of the same type; merge
+    /// into an existing directory; anything else is an error naming it.
+    #[default]
+    SameKind,
+    /// Replace nothing (existing directories are merged); anything in the way is an error.
+    Never,
+    /// Replace whatever is in the way, a directory with everything in it included.
+    Always,
 }
 
-/// What an unpack did.
+/// How to unpack.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// What may be replaced.
+    pub overwrite: Overwrite,
+    /// Restore only entries matching one of these (fnmatch against the entry path) and what is
+    /// beneath a matching directory; empty: everything.
+    pub includes: Vec<CString>,
+}
+
+/// What an unpack (or a check) found.
 #[derive(Debug, Default)]
-pub struct Unpacked {
-    /// Entries restored.
+pub struct Report {
+    /// Entries restored (or that would be).
     pub entries: u64,
-    /// Problems that did not stop the restore (ownership or attributes not settable).
+    /// Damage in the stream: lost entries, files with unreadable bytes, malformed records.
+    pub damaged: Vec<String>,
+    /// Entries not restored (in the way of something, not creatable, a device as non-root).
+    pub not_restored: Vec<String>,
+    /// Metadata that could not be set; the data is there.
     pub warnings: Vec<String>,
 }
 
-/// One entry of a directory stream, as `chunkstore ls` shows it.
-#[derive(Debug)]
-pub struct Listed {
-    kind: EntryType,
-    meta: Meta,
-    size: u64,
-    name: PathBuf,
-    link: Option<PathBuf>,
-}
-
-impl Listed {
-    fn kind_char(&self) -> char {
-        match self.kind {
-            EntryType::Directory => 'd',
-            EntryType::Symlink => 'l',
-            EntryType::Link => 'h',
-            EntryType::Fifo => 'p',
-            EntryType::Char => 'c',
-            EntryType::Block => 'b',
-            _ => '-',
+impl Report {
+    /// The exit code of the problems found: 5 damage, 6 entries not restored, else 0.
+    pub fn code(&self) -> u8 {
+        if !self.damaged.is_empty() {
+            5
+        } else if !self.not_restored.is_empty() {
+            crate::exit::PARTIAL
+        } else {
+            0
         }
-    }
-
-    fn mtime_text(&self) -> String {
-        match store::backup_info::BackupTime::from_epoch(self.meta.mtime.0) {
-            Ok(time) => time.to_string(),
-            Err(_) => format!("@{}", self.meta.mtime.0),
-        }
-    }
-
-    /// `d 0755 0/0 4096 2024-01-01T00:00:00Z etc`, with ` -> target` for links.
-    pub fn line(&self) -> String {
-        let mut line = format!(
-            "{} {:04o} {}/{} {:>12} {} {}",
-            self.kind_char(),
-            self.meta.mode & 0o7777,
-            self.meta.uid,
-            self.meta.gid,
-            self.size,
-            self.mtime_text(),
-            self.name.display()
-        );
-        if let Some(link) = &self.link {
-            line.push_str(&format!(" -> {}", link.display()));
-        }
-        line
-    }
-
-    /// The entry as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "name": self.name.to_string_lossy(),
-            "type": self.kind_char().to_string(),
-            "mode": self.meta.mode & 0o7777,
-            "uid": self.meta.uid,
-            "gid": self.meta.gid,
-            "size": self.size,
-            "mtime": crate::tarwrite::pax_time(self.meta.mtime.0, self.meta.mtime.1),
-            "link": self.link.as_ref().map(|link| link.to_string_lossy().into_owned()),
-        })
     }
 }
 
-/// The entries of a directory stream, in stream order.
-pub fn list_entries(stream: impl Read) -> Result<Vec<Listed>, CliError> {
-    let bad = |err: io::Error| CliError::Damaged(format!("archive stream: {err}"));
-    let mut archive = tar::Archive::new(stream);
-    let mut all = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let meta = read_meta(&mut entry).map_err(bad)?;
-        let link = entry
-            .link_name()
-            .map_err(bad)?
-            .map(|link| link.into_owned());
-        all.push(Listed {
-            kind: entry.header().entry_type(),
-            size: entry.size(),
-            name: entry.path().map_err(bad)?.into_owned(),
-            link,
-            meta,
-        });
-    }
-    Ok(all)
-}
-
-/// Unpacks `stream` into `target` (created if missing). Entries whose path would leave
-/// `target` are refused as damage.
-pub fn unpack(stream: impl Read, target: &Path) -> Result<Unpacked, CliError> {
-    fs::create_dir_all(target)
-        .map_err(|err| CliError::Failure(format!("mkdir {}: {err}", target.display())))?;
-    let as_root = euid_is_root();
-    let mut done = Unpacked::default();
-    let mut dirs: Vec<(PathBuf, Meta)> = Vec::new();
-    let mut archive = tar::Archive::new(stream);
-    let bad = |err: io::Error| CliError::Damaged(format!("archive stream: {err}"));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let name = entry.path().map_err(bad)?.into_owned();
-        let dest = inside(target, &name)?;
-        let meta = read_meta(&mut entry).map_err(bad)?;
-        let fail =
-            |err: io::Error| CliError::Failure(format!("restoring {}: {err}", dest.display()));
-        let kind = entry.header().entry_type();
-        if kind != EntryType::Directory {
-            clear(&dest).map_err(fail)?;
-        }
-        match kind {
-            EntryType::Directory => {
-                if !dest.is_dir() {
-                    fs::create_dir_all(&dest).map_err(fail)?;
-                }
-                dirs.push((dest, meta));
-                done.entries += 1;
-                continue;
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                write_file(&mut entry, &dest, meta.sparse).map_err(fail)?;
-            }
-            EntryType::Link => {
-                let first = link_target(&entry, target)?;
-                fs::hard_link(&first, &dest).map_err(fail)?;
-                done.entries += 1;
-                continue;
-            }
-            EntryType::Symlink => {
-                let link = entry.link_name().map_err(bad)?.unwrap_or_default();
-                std::os::unix::fs::symlink(&link, &dest).map_err(fail)?;
-            }
-            EntryType::Fifo | EntryType::Char | EntryType::Block => {
-                make_node(&entry, &dest, meta.mode).map_err(fail)?;
-            }
-            other => {
-                done.warnings
-                    .push(format!("{}: skipped entry type {other:?}", name.display()));
-                continue;
+/// A path of the stream, printable on one line: control bytes, backslashes and bytes that are
+/// not UTF-8 as C-style escapes (`\n`, `\\`, `\xff`).
+pub fn quote(path: &Path) -> String {
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
             }
         }
-        let is_symlink = kind == EntryType::Symlink;
-        apply(&dest, &meta, as_root, is_symlink, &mut done.warnings);
-        done.entries += 1;
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
     }
-    // Children come after their directory, so the reverse order finishes children first.
-    for (dir, meta) in dirs.iter().rev() {
-        apply(dir, meta, as_root, false, &mut done.warnings);
-    }
-    Ok(done)
+    out
 }
 
 fn euid_is_root() -> bool {
@@ -189,110 +98,465 @@ fn euid_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// `target/name`, refusing names that are absolute or climb out with `..`.
-fn inside(target: &Path, name: &Path) -> Result<PathBuf, CliError> {
-    let mut dest = target.to_owned();
-    for part in name.components() {
-        match part {
-            Component::Normal(part) => dest.push(part),
-            Component::CurDir => {}
-            _ => {
-                return Err(CliError::Damaged(format!(
-                    "archive entry {} would land outside {}",
-                    name.display(),
-                    target.display()
-                )));
+/// Errors that stop a restore: the target cannot take more (full, read-only, failing).
+fn is_fatal(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EIO)
+    )
+}
+
+fn fnmatch(pattern: &CStr, subject: &Path) -> bool {
+    let Ok(subject) = CString::new(subject.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both arguments are NUL-terminated strings that outlive the call.
+    unsafe { libc::fnmatch(pattern.as_ptr(), subject.as_ptr(), 0) == 0 }
+}
+
+/// The entry's name without a leading `./` (as patterns and messages use it).
+fn clean(name: &Path) -> PathBuf {
+    name.components()
+        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .collect()
+}
+
+/// One unpack: the reader state and what has been done.
+struct Unpacker<'a> {
+    root: Option<Root>,
+    options: &'a Options,
+    as_root: bool,
+    report: Report,
+    /// Directories made or merged, with their metadata, applied at the end.
+    dirs: Vec<(Vec<CString>, Entry)>,
+    /// Non-directory names in the stream so far, and whether each was restored.
+    names: HashMap<PathBuf, bool>,
+    /// Directories that could not be made: entries beneath them are counted here.
+    blocked: Vec<(PathBuf, u64)>,
+    /// Included directories (everything beneath them is included).
+    included_dirs: HashSet<PathBuf>,
+    owners_differ: bool,
+}
+
+/// Unpacks `stream` into `target` (created if missing), or with `target` `None` only checks
+/// that it would unpack. `damage` lists the stream ranges that are zeros standing in for
+/// unreadable chunks. An `Err` is a problem that stops the whole restore (the target cannot
+/// be opened or is full, the stream cannot be read); everything else is in the report.
+pub fn unpack(
+    stream: impl Read,
+    damage: Damage,
+    target: Option<&Path>,
+    options: &Options,
+) -> Result<Report, CliError> {
+    let root = match target {
+        Some(path) => Some(Root::open(path).map_err(|err| {
+            CliError::Failure(format!("cannot open the target {}: {err}", path.display()))
+        })?),
+        None => None,
+    };
+    let mut unpacker = Unpacker {
+        root,
+        options,
+        as_root: euid_is_root(),
+        report: Report::default(),
+        dirs: Vec::new(),
+        names: HashMap::new(),
+        blocked: Vec::new(),
+        included_dirs: HashSet::new(),
+        owners_differ: false,
+    };
+    let mut reader = PaxReader::with_damage(stream, damage.clone());
+    loop {
+        let entry = match reader.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(ReadError::Io(err)) => {
+                return Err(CliError::Failure(format!("reading the archive: {err}")));
+            }
+            Err(ReadError::Lost { range }) => {
+                unpacker.report.damaged.push(format!(
+                    "entries in stream bytes {}..{} lost: their headers are in damaged chunks",
+                    range.start, range.end
+                ));
+                continue;
+            }
+            Err(err @ ReadError::Malformed { .. }) => {
+                unpacker.report.damaged.push(err.to_string());
+                continue;
+            }
+        };
+        let data_start = reader.offset();
+        unpacker.entry(&entry, &mut reader.data())?;
+        let data = data_start..reader.offset().max(data_start + entry.size);
+        if entry.size > 0
+            && let Some(_) = damage.overlap_end(&data)
+        {
+            let bad: u64 = damage
+                .ranges()
+                .iter()
+                .map(|bad| {
+                    bad.end
+                        .min(data.end)
+                        .saturating_sub(bad.start.max(data.start))
+                })
+                .sum();
+            unpacker.report.damaged.push(format!(
+                "{}: {bad} of its {} bytes are in damaged chunks (zeros there)",
+                quote(&entry.name),
+                entry.size
+            ));
+        }
+    }
+    if !reader.marked_end() {
+        unpacker.report.damaged.push(format!(
+            "the archive stream ends at byte {} without its end-of-archive marker",
+            reader.offset()
+        ));
+    }
+    unpacker.finish();
+    Ok(unpacker.report)
+}
+
+impl Unpacker<'_> {
+    fn included(&mut self, entry: &Entry, name: &Path) -> bool {
+        if self.options.includes.is_empty() {
+            return true;
+        }
+        let under = name
+            .ancestors()
+            .skip(1)
+            .any(|dir| self.included_dirs.contains(dir));
+        let matched = under
+            || self
+                .options
+                .includes
+                .iter()
+                .any(|pattern| fnmatch(pattern, name));
+        if matched && entry.kind == Kind::Directory {
+            self.included_dirs.insert(name.to_owned());
+        }
+        matched
+    }
+
+    fn entry(&mut self, entry: &Entry, data: &mut impl Read) -> Result<(), CliError> {
+        let name = clean(&entry.name);
+        let shown = quote(&entry.name);
+        let Some(parts) = plain_components(&entry.name) else {
+            self.report.damaged.push(format!(
+                "{shown}: a name that is absolute, climbs out with '..' or holds a NUL byte; \
+                 not restored"
+            ));
+            return Ok(());
+        };
+        if parts.is_empty() && entry.kind != Kind::Directory {
+            self.report
+                .damaged
+                .push(format!("{shown}: the root entry is not a directory"));
+            return Ok(());
+        }
+        if entry.kind != Kind::Directory {
+            self.names.insert(name.clone(), false);
+        }
+        if !self.included(entry, &name) {
+            return Ok(());
+        }
+        if let Some((_, count)) = self
+            .blocked
+            .iter_mut()
+            .find(|(dir, _)| name.starts_with(dir))
+        {
+            *count += 1;
+            return Ok(());
+        }
+        if !self.as_root && (entry.uid, entry.gid) != own_ids() {
+            self.owners_differ = true;
+        }
+        let result = match self.root.take() {
+            Some(root) => {
+                let result = self.create(&root, entry, &parts, &name, data);
+                self.root = Some(root);
+                result
+            }
+            None => self.check(entry, &name, data),
+        };
+        match result {
+            Ok(true) => {
+                self.report.entries += 1;
+                if entry.kind != Kind::Directory {
+                    self.names.insert(name, true);
+                }
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(err) if is_fatal(&err) => Err(CliError::Failure(format!(
+                "restoring {shown}: {err} (restore stopped)"
+            ))),
+            Err(err) => {
+                if entry.kind == Kind::Directory {
+                    self.blocked.push((name, 0));
+                }
+                self.report
+                    .not_restored
+                    .push(format!("{shown}: not restored: {err}"));
+                Ok(())
             }
         }
     }
-    Ok(dest)
-}
 
-fn link_target<R: Read>(entry: &tar::Entry<'_, R>, target: &Path) -> Result<PathBuf, CliError> {
-    let link = entry
-        .link_name()
-        .map_err(|err| CliError::Damaged(format!("archive stream: {err}")))?
-        .unwrap_or_default();
-    inside(target, &link)
-}
-
-/// Removes a non-directory in the way of an entry (restore overwrites).
-fn clear(dest: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(dest),
-        Ok(_) => fs::remove_file(dest),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)?;
+    /// The hard link's first name, checked: an earlier non-directory entry of the stream that
+    /// was restored. `Ok(None)` when it is reported as not restorable.
+    fn link_source(&mut self, entry: &Entry) -> Option<Vec<CString>> {
+        let link = entry.link.clone().unwrap_or_default();
+        let parts = plain_components(&link).filter(|parts| !parts.is_empty());
+        let shown = quote(&entry.name);
+        match (parts, self.names.get(&clean(&link))) {
+            (Some(parts), Some(true)) => Some(parts),
+            (Some(_), Some(false)) => {
+                self.report.not_restored.push(format!(
+                    "{shown}: not restored: a hard link to {}, which is not restored",
+                    quote(&link)
+                ));
+                None
             }
-            Ok(())
-        }
-        Err(err) => Err(err),
-    }
-}
-
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
-    let header = entry.header();
-    let mut meta = Meta {
-        mode: header.mode()?,
-        uid: u32::try_from(header.uid()?).unwrap_or(u32::MAX),
-        gid: u32::try_from(header.gid()?).unwrap_or(u32::MAX),
-        mtime: (i64::try_from(header.mtime()?).unwrap_or(i64::MAX), 0),
-        ..Meta::default()
-    };
-    let Some(records) = entry.pax_extensions()? else {
-        return Ok(meta);
-    };
-    for record in records {
-        let record = record?;
-        let Ok(key) = record.key() else { continue };
-        let value = record.value_bytes();
-        let text = std::str::from_utf8(value).unwrap_or("");
-        match key {
-            "uid" => meta.uid = text.parse().map_err(io::Error::other)?,
-            "gid" => meta.gid = text.parse().map_err(io::Error::other)?,
-            "mtime" => meta.mtime = parse_time(text)?,
-            SPARSE_KEY => meta.sparse = text == "1",
             _ => {
-                if let Some(name) = key.strip_prefix(XATTR_PREFIX) {
-                    meta.xattrs.push((name.to_owned(), value.to_vec()));
+                self.report.damaged.push(format!(
+                    "{shown}: a hard link to {}, which is not an earlier entry of the archive",
+                    quote(&link)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Verify's dry run: the entry would be restored.
+    fn check(&mut self, entry: &Entry, name: &Path, data: &mut impl Read) -> io::Result<bool> {
+        io::copy(data, &mut io::sink())?;
+        match entry.kind {
+            Kind::HardLink => Ok(self.link_source(entry).is_some()),
+            Kind::Symlink if entry.link.as_ref().is_none_or(|l| l.as_os_str().is_empty()) => {
+                self.report
+                    .damaged
+                    .push(format!("{}: a symbolic link without a target", quote(name)));
+                Ok(false)
+            }
+            Kind::Other(flag) => {
+                self.report.damaged.push(format!(
+                    "{}: unknown entry type {:?}",
+                    quote(name),
+                    flag as char
+                ));
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn create(
+        &mut self,
+        root: &Root,
+        entry: &Entry,
+        parts: &[CString],
+        name: &Path,
+        data: &mut impl Read,
+    ) -> io::Result<bool> {
+        let Some(parent) = root.parent_of(parts, true)? else {
+            // The root entry `.`: the target itself gets its metadata at the end.
+            self.dirs.push((Vec::new(), entry.clone()));
+            return Ok(true);
+        };
+        let last = parts.last().expect("a non-root entry has a name");
+        let want = match entry.kind {
+            Kind::Directory => Found::Directory,
+            Kind::Regular => Found::Regular,
+            Kind::Symlink => Found::Symlink,
+            Kind::Fifo => Found::Fifo,
+            Kind::Char => Found::Char,
+            Kind::Block => Found::Block,
+            Kind::HardLink => {
+                let Some(source) = self.link_source(entry) else {
+                    return Ok(false);
+                };
+                let from = root.parent_of(&source, false)?.expect("a named source");
+                let from_name = source.last().expect("a named source");
+                let kind = from.found(from_name)?.unwrap_or(Found::Regular);
+                self.make_room(&parent, last, kind, name)?;
+                parent.hard_link(&from, from_name, last)?;
+                return Ok(true);
+            }
+            Kind::Other(flag) => {
+                self.report.damaged.push(format!(
+                    "{}: unknown entry type {:?}; not restored",
+                    quote(name),
+                    flag as char
+                ));
+                return Ok(false);
+            }
+        };
+        if matches!(want, Found::Char | Found::Block) && !self.as_root {
+            self.report.not_restored.push(format!(
+                "{}: {} not restored: creating device nodes needs root",
+                quote(name),
+                want.describe()
+            ));
+            return Ok(false);
+        }
+        self.make_room(&parent, last, want, name)?;
+        match entry.kind {
+            Kind::Directory => {
+                parent.make_dir(last)?;
+                self.dirs.push((parts.to_vec(), entry.clone()));
+            }
+            Kind::Regular => {
+                let mut file = parent.create_file(last)?;
+                write_data(data, &mut file, entry.sparse)?;
+                self.file_meta(&file, entry, name);
+            }
+            Kind::Symlink => {
+                let link = entry.link.clone().unwrap_or_default();
+                parent.symlink(&link, last)?;
+                self.node_meta(&parent, last, entry, name, true);
+            }
+            _ => {
+                let kind = match want {
+                    Found::Fifo => libc::S_IFIFO,
+                    Found::Char => libc::S_IFCHR,
+                    _ => libc::S_IFBLK,
+                };
+                parent.make_node(last, kind, entry.mode, entry.device)?;
+                self.node_meta(&parent, last, entry, name, false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Clears the way for an entry of kind `want` at `parent/last` as `--overwrite` allows.
+    fn make_room(&mut self, parent: &Dir, last: &CStr, want: Found, name: &Path) -> io::Result<()> {
+        let Some(existing) = parent.found(last)? else {
+            return Ok(());
+        };
+        let policy = self.options.overwrite;
+        if existing == Found::Directory && want == Found::Directory {
+            return Ok(());
+        }
+        match policy {
+            Overwrite::Always => parent.remove_tree(last),
+            Overwrite::SameKind if existing == want => parent.unlink(last),
+            _ => Err(io::Error::other(format!(
+                "{} is in the way of {} of the archive ({} {} allows no replacement; see \
+                 --overwrite)",
+                existing.describe(),
+                want.describe(),
+                quote(name),
+                match policy {
+                    Overwrite::Never => "--overwrite never",
+                    _ => "--overwrite same-kind",
+                }
+            ))),
+        }
+    }
+
+    fn warn(&mut self, name: &Path, what: &str, err: io::Error) {
+        self.report
+            .warnings
+            .push(format!("{}: {what} not restored: {err}", quote(name)));
+    }
+
+    /// Owner (as root), extended attributes, mode bits, then the mtime of an open file or
+    /// directory (last, as the others change the ctime only).
+    fn file_meta(&mut self, file: &File, entry: &Entry, name: &Path) {
+        use xattr::FileExt;
+        if self.as_root
+            && let Err(err) = std::os::unix::fs::fchown(file, Some(entry.uid), Some(entry.gid))
+        {
+            self.warn(name, "owner", err);
+        }
+        for (attr, value) in &entry.xattrs {
+            if let Err(err) = file.set_xattr(attr, value) {
+                let what = format!("extended attribute {}", quote(Path::new(attr)));
+                self.warn(name, &what, err);
+            }
+        }
+        let mode = std::fs::Permissions::from_mode(entry.mode & 0o7777);
+        if let Err(err) = file.set_permissions(mode) {
+            self.warn(name, "mode", err);
+        }
+        if let Err(err) = beneath::set_fd_mtime(file, entry.mtime) {
+            self.warn(name, "mtime", err);
+        }
+    }
+
+    /// The same for a symbolic link or a node, by name in its directory.
+    fn node_meta(&mut self, parent: &Dir, last: &CStr, entry: &Entry, name: &Path, link: bool) {
+        if self.as_root
+            && let Err(err) = parent.chown(last, entry.uid, entry.gid)
+        {
+            self.warn(name, "owner", err);
+        }
+        if !link {
+            for (attr, value) in &entry.xattrs {
+                if let Err(err) = parent.set_xattr(last, attr, value) {
+                    let what = format!("extended attribute {}", quote(Path::new(attr)));
+                    self.warn(name, &what, err);
                 }
             }
+            if let Err(err) = parent.chmod(last, entry.mode) {
+                self.warn(name, "mode", err);
+            }
+        }
+        if let Err(err) = parent.set_mtime(last, entry.mtime) {
+            self.warn(name, "mtime", err);
         }
     }
-    Ok(meta)
+
+    /// Directory metadata, children first; the blocked directories' counts; the owner note.
+    fn finish(&mut self) {
+        for (dir, count) in std::mem::take(&mut self.blocked) {
+            if count > 0 {
+                self.report.not_restored.push(format!(
+                    "{}: {count} entries beneath it not restored",
+                    quote(&dir)
+                ));
+            }
+        }
+        if let Some(root) = self.root.take() {
+            for (parts, entry) in std::mem::take(&mut self.dirs).iter().rev() {
+                let name: PathBuf = parts
+                    .iter()
+                    .map(|part| OsStr::from_bytes(part.to_bytes()))
+                    .collect();
+                let name = if parts.is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    name
+                };
+                match root.walk(parts, false) {
+                    Ok(dir) => {
+                        let file = File::from(dir.into_fd());
+                        self.file_meta(&file, entry, &name);
+                    }
+                    Err(err) => self.warn(&name, "directory metadata", err),
+                }
+            }
+            if self.owners_differ {
+                self.report.warnings.push(
+                    "not running as root: owners (uid/gid) are not restored; entries belong \
+                     to the restoring user"
+                        .to_owned(),
+                );
+            }
+        }
+    }
 }
 
-/// A PAX time (`[-]seconds[.fraction]`) as seconds and nanoseconds (0..1e9).
-pub fn parse_time(text: &str) -> io::Result<(i64, i64)> {
-    let bad = || io::Error::other(format!("bad PAX time {text:?}"));
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let mut nanos: i64 = 0;
-    for digit in fraction.bytes().chain(std::iter::repeat(b'0')).take(9) {
-        nanos = nanos * 10 + i64::from(digit - b'0');
-    }
-    if !negative {
-        return Ok((whole, nanos));
-    }
-    if nanos == 0 {
-        return Ok((-whole, 0));
-    }
-    Ok((-whole - 1, 1_000_000_000 - nanos))
+fn own_ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 /// Writes a file's data; for a sparse source, all-zero blocks become holes.
-fn write_file(data: &mut impl Read, dest: &Path, sparse: bool) -> io::Result<()> {
-    let mut file = File::create(dest)?;
+fn write_data(data: &mut impl Read, file: &mut File, sparse: bool) -> io::Result<()> {
     if !sparse {
-        io::copy(data, &mut file)?;
+        io::copy(data, file)?;
         return Ok(());
     }
     let mut buffer = vec![0u8; 64 << 10];
@@ -327,84 +591,76 @@ fn read_up_to(data: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
-fn make_node<R: Read>(entry: &tar::Entry<'_, R>, dest: &Path, mode: u32) -> io::Result<()> {
-    let header = entry.header();
-    let kind = match header.entry_type() {
-        EntryType::Fifo => libc::S_IFIFO,
-        EntryType::Char => libc::S_IFCHR,
-        _ => libc::S_IFBLK,
-    };
-    let major = header.device_major()?.unwrap_or(0);
-    let minor = header.device_minor()?.unwrap_or(0);
-    let path = c_path(dest)?;
-    let device = libc::makedev(major, minor);
-    // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::mknod(path.as_ptr(), kind | (mode & 0o7777), device) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Owner (as root), extended attributes, mode bits, then the mtime (last, as the others may
-/// change the ctime only). A failure is a warning: the data is restored.
-fn apply(path: &Path, meta: &Meta, as_root: bool, is_symlink: bool, warnings: &mut Vec<String>) {
-    let mut warn = |what: &str, err: io::Error| {
-        warnings.push(format!("{}: {what} not restored: {err}", path.display()));
-    };
-    if as_root && let Err(err) = std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)) {
-        warn("owner", err);
-    }
-    if !is_symlink {
-        for (name, value) in &meta.xattrs {
-            if let Err(err) = xattr::set(path, name, value) {
-                warn(&format!("extended attribute {name}"), err);
+/// The entries of a directory stream, in stream order, and the damage met (the listing goes
+/// on after damage as a restore does).
+pub fn list_entries(
+    stream: impl Read,
+    damage: Damage,
+) -> Result<(Vec<Entry>, Vec<String>), CliError> {
+    let mut reader = PaxReader::with_damage(stream, damage);
+    let mut all = Vec::new();
+    let mut problems = Vec::new();
+    loop {
+        match reader.next_entry() {
+            Ok(Some(entry)) => all.push(entry),
+            Ok(None) => break,
+            Err(ReadError::Io(err)) => {
+                return Err(CliError::Failure(format!("reading the archive: {err}")));
             }
-        }
-        let mode = fs::Permissions::from_mode(meta.mode & 0o7777);
-        if let Err(err) = fs::set_permissions(path, mode) {
-            warn("mode", err);
+            Err(err) => problems.push(err.to_string()),
         }
     }
-    if let Err(err) = set_mtime(path, meta.mtime) {
-        warn("mtime", err);
+    if !reader.marked_end() {
+        problems.push(format!(
+            "the archive stream ends at byte {} without its end-of-archive marker",
+            reader.offset()
+        ));
+    }
+    Ok((all, problems))
+}
+
+/// `d 0755 0/0 4096 2024-01-01T00:00:00Z etc`, with ` -> target` for links.
+pub fn entry_line(entry: &Entry) -> String {
+    let mut line = format!(
+        "{} {:04o} {}/{} {:>12} {} {}",
+        entry.kind.letter(),
+        entry.mode & 0o7777,
+        entry.uid,
+        entry.gid,
+        entry.size,
+        mtime_text(entry.mtime.0),
+        quote(&entry.name)
+    );
+    if let Some(link) = &entry.link {
+        line.push_str(&format!(" -> {}", quote(link)));
+    }
+    line
+}
+
+fn mtime_text(seconds: i64) -> String {
+    match store::backup_info::BackupTime::from_epoch(seconds) {
+        Ok(time) => time.to_string(),
+        Err(_) => format!("@{seconds}"),
     }
 }
 
-fn set_mtime(path: &Path, (seconds, nanos): (i64, i64)) -> io::Result<()> {
-    let path = c_path(path)?;
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: seconds as libc::time_t,
-            tv_nsec: nanos as libc::c_long,
-        },
-    ];
-    // SAFETY: `path` is NUL-terminated and `times` has the two elements utimensat reads.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// The entry as JSON (names escaped as in [`quote`]).
+pub fn entry_json(entry: &Entry) -> serde_json::Value {
+    serde_json::json!({
+        "name": quote(&entry.name),
+        "type": entry.kind.letter().to_string(),
+        "mode": entry.mode & 0o7777,
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "size": entry.size,
+        "mtime": crate::tarwrite::pax_time(entry.mtime.0, entry.mtime.1),
+        "link": entry.link.as_deref().map(quote),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use crate::paxread::parse_time;
     use crate::tarwrite::pax_time;
 
     #[test]
@@ -423,6 +679,6 @@ mod tests {
         }
         assert_eq!(pax_time(-1, 250_000_000), "-0.750000000");
         assert_eq!(parse_time("12.5").unwrap(), (12, 500_000_000));
-        assert!(parse_time("1.x").is_err() && parse_time("").is_err());
+        assert!(parse_time("1.x").is_none() && parse_time("").is_none());
     }
 }

@@ -18,14 +18,17 @@ use tar::{EntryType, Header};
 
 use crate::archive::Sink;
 use crate::filecache::{FILE_CUT_MIN, FileCache, Stamp};
+use crate::paxread::{needs_encoding, percent_encode};
 
-/// PAX record marking a file whose source had holes; restore leaves zero blocks as holes.
-pub const SPARSE_KEY: &str = "CHUNKSTORE.sparse";
-/// Prefix of the PAX records holding extended attributes (as GNU tar and bsdtar write them).
-pub const XATTR_PREFIX: &str = "SCHILY.xattr.";
+/// PAX record marking a file whose source had holes (see [`crate::paxread::SPARSE_KEY`]).
+const SPARSE_KEY: &str = "CHUNKSTORE.sparse";
+/// Prefix of the PAX records of extended attributes with plain-text names.
+const SCHILY_XATTR: &str = "SCHILY.xattr.";
+/// Prefix of the PAX records of other extended attributes (names percent-encoded).
+const CHUNKSTORE_XATTR: &str = "CHUNKSTORE.xattr.";
 
 /// An entry's ustar header and PAX records, before the ustar fields are filled in.
-type Pending = (Header, Vec<(String, Vec<u8>)>);
+pub type Pending = (Header, Vec<(String, Vec<u8>)>);
 
 /// One tree (or file) to archive, under `name` in the stream (`.` for the stream's root).
 pub struct Source {
@@ -356,47 +359,58 @@ impl TreeWriter {
             }
         };
         for attr in names {
-            let Some(key) = attr.to_str() else {
-                self.warn(
-                    path,
-                    format_args!("extended attribute {attr:?} skipped: not UTF-8"),
-                );
-                continue;
-            };
+            let bytes = attr.as_bytes();
+            let key = xattr_key(bytes);
             match xattr::get(path, &attr) {
-                Ok(Some(value)) => pax.push((format!("{XATTR_PREFIX}{key}"), value)),
+                Ok(Some(value)) => pax.push((key, value)),
                 Ok(None) => {}
-                Err(err) => self.warn(path, format_args!("extended attribute {key}: {err}")),
+                Err(err) => self.warn(
+                    path,
+                    format_args!("extended attribute {}: {err}", percent_encode(bytes)),
+                ),
             }
         }
     }
 
-    /// Writes the PAX records, then the ustar header (with short placeholders where a name or
-    /// link target does not fit it), then `data`.
-    fn append(
-        &mut self,
-        (mut header, pax): Pending,
-        link: &Path,
-        data: impl Read,
-    ) -> io::Result<()> {
-        let records = pax
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_slice()));
-        self.builder.append_pax_extensions(records)?;
-        let name = pax
-            .iter()
-            .find(|(key, _)| key == "path")
-            .map(|(_, v)| v.as_slice());
-        let name = Path::new(std::ffi::OsStr::from_bytes(name.unwrap_or(b".")));
-        if header.set_path(name).is_err() {
-            header.set_path("pax-long-name")?;
-        }
-        if !link.as_os_str().is_empty() && header.set_link_name(link).is_err() {
-            header.set_link_name("pax-long-link")?;
-        }
-        header.set_cksum();
-        self.builder.append(&header, data)
+    fn append(&mut self, pending: Pending, link: &Path, data: impl Read) -> io::Result<()> {
+        append_entry(&mut self.builder, pending, link, data)
     }
+}
+
+/// The PAX key of the extended attribute `name`: `SCHILY.xattr.<name>` for a plain-text
+/// name, else `CHUNKSTORE.xattr.<name percent-encoded>`.
+pub fn xattr_key(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(text) if !needs_encoding(name) => format!("{SCHILY_XATTR}{text}"),
+        _ => format!("{CHUNKSTORE_XATTR}{}", percent_encode(name)),
+    }
+}
+
+/// Writes an entry: the PAX records, then the ustar header (with short placeholders where a
+/// name or link target does not fit it), then `data`.
+pub fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    (mut header, pax): Pending,
+    link: &Path,
+    data: impl Read,
+) -> io::Result<()> {
+    let records = pax
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_slice()));
+    builder.append_pax_extensions(records)?;
+    let name = pax
+        .iter()
+        .find(|(key, _)| key == "path")
+        .map(|(_, v)| v.as_slice());
+    let name = Path::new(std::ffi::OsStr::from_bytes(name.unwrap_or(b".")));
+    if header.set_path(name).is_err() {
+        header.set_path("pax-long-name")?;
+    }
+    if !link.as_os_str().is_empty() && header.set_link_name(link).is_err() {
+        header.set_link_name("pax-long-link")?;
+    }
+    header.set_cksum();
+    builder.append(&header, data)
 }
 
 /// An mtime as a PAX decimal: seconds, and nanoseconds as nine fraction digits when nonzero.

@@ -8,10 +8,10 @@ use serde_json::json;
 use store::backup_info::{BackupDir, BackupTime};
 use store::datastore::SnapshotInfo;
 use store::datastore::verify::{
-    SkipReason, VerifyJob, VerifyOptions, VerifyOutcome, VerifyProblem, verified_at,
+    SkipReason, VerifyJob, VerifyOptions, VerifyOutcome, VerifyProblem, verified_at, verify_upid,
 };
 use store::index::IndexError;
-use store::manifest::{ManifestError, VerifyState};
+use store::manifest::{ManifestError, SnapshotVerifyState, VerifyState};
 
 use crate::Cli;
 use crate::commands::{Outcome, Store, existing_group, open};
@@ -117,6 +117,45 @@ fn targets(store: &Store, target: Option<&str>) -> Result<Vec<SnapshotInfo>, Cli
     Ok(all)
 }
 
+/// Reads the archives of a snapshot whose chunks and indexes verified back as a restore
+/// would (writing nothing): a snapshot that would not restore is damaged, and its saved
+/// verify state says failed.
+fn read_back(
+    cli: &Cli,
+    store: &Store,
+    options: &VerifyOptions,
+    dir: &BackupDir,
+) -> (Class, String, Vec<String>) {
+    let problems = match crate::restore::check_archives(cli, dir) {
+        Ok(problems) if problems.is_empty() => return (Class::Ok, "ok".into(), Vec::new()),
+        Ok(problems) => problems,
+        Err(CliError::Busy(_)) => {
+            let reason = SkipReason::LockBusy;
+            return (Class::Skipped, skip_text(&reason), Vec::new());
+        }
+        Err(CliError::Damaged(text)) => vec![text],
+        Err(err) => return (Class::Trouble, "not checked".into(), vec![err.to_string()]),
+    };
+    let mut problems = problems;
+    if !options.read_only {
+        let state = SnapshotVerifyState {
+            state: VerifyState::Failed,
+            upid: verify_upid(&options.upid, now()),
+        };
+        if let Err(err) = store.update_manifest(dir, |manifest| manifest.set_verify_state(&state)) {
+            problems.push(format!("verify state not saved: {err}"));
+        }
+    }
+    let state = "damaged: the archives would not restore".to_owned();
+    (Class::Damaged, state, problems)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
 /// Can this process write into `dir`?
 pub fn writable(dir: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -151,7 +190,12 @@ pub fn verify(
     let (mut rows, mut worst) = (Vec::new(), Class::Ok);
     for info in snapshots {
         let (class, state, problems) = if info.finished {
-            classify(store.verify_snapshot(&mut job, &options, &info.dir))
+            let verified = classify(store.verify_snapshot(&mut job, &options, &info.dir));
+            if verified.0 == Class::Ok {
+                read_back(cli, &store, &options, &info.dir)
+            } else {
+                verified
+            }
         } else {
             let state = "unfinished: a backup is running or was interrupted; not verified";
             (Class::Unfinished, state.to_owned(), Vec::new())

@@ -73,6 +73,29 @@ impl DatastoreConfig {
     }
 }
 
+/// The manifest's record of an index and what the index holds ([`Error::IndexMismatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexMismatch {
+    /// The checksum the manifest records.
+    pub expected: Digest,
+    /// The data size the manifest records.
+    pub expected_size: u64,
+    /// The index's checksum.
+    pub actual: Digest,
+    /// The index's data size.
+    pub actual_size: u64,
+}
+
+impl std::fmt::Display for IndexMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "checksum {} of {} data bytes, the manifest records {} of {}",
+            self.actual, self.actual_size, self.expected, self.expected_size
+        )
+    }
+}
+
 /// Errors of datastore operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -180,6 +203,18 @@ pub enum Error {
         dir: BackupDir,
         /// The file asked for.
         name: String,
+    },
+
+    /// An index does not match the checksum and size its manifest records (swapped, replaced
+    /// or damaged after the backup): reading it would give another archive's data.
+    #[error("index {name} of {dir} does not match its manifest entry: {found}")]
+    IndexMismatch {
+        /// The snapshot.
+        dir: BackupDir,
+        /// The index file.
+        name: String,
+        /// What the manifest records and what the index holds.
+        found: Box<IndexMismatch>,
     },
 
     // -- garbage collection (datastore/gc.rs) --

@@ -566,6 +566,14 @@ impl IndexFile {
         self.digests().len()
     }
 
+    /// The data bytes of chunk `index` (`None` past the last chunk).
+    pub fn chunk_range(&self, index: usize) -> Option<Range<u64>> {
+        match self {
+            IndexFile::Fixed(file) => file.chunk_range(index),
+            IndexFile::Dynamic(file) => file.chunk_range(index),
+        }
+    }
+
     /// Size of the indexed data in bytes.
     pub fn index_bytes(&self) -> u64 {
         match self {

@@ -26,7 +26,7 @@ use crate::index::{ArchiveKind, IndexError, IndexFile};
 use crate::manifest::{MANIFEST_BLOB_NAME, Manifest};
 use crate::world::{LockMode, World};
 
-use super::{Datastore, Error, SnapshotLock};
+use super::{Datastore, Error, IndexMismatch, SnapshotLock};
 
 /// An open restore of one finished snapshot, holding its shared snapshot lock until dropped.
 #[must_use = "the snapshot stays locked (shared) for as long as the session lives"]
@@ -110,13 +110,14 @@ impl<W: World> ReaderSession<W> {
             .map_err(Error::io("read", &path))?;
         if ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()) {
             let index = IndexFile::parse(&bytes)?;
+            self.check_listed(name, &index)?;
             self.allow(&index);
         }
         Ok(bytes)
     }
 
-    /// Opens the index `name` (listed in the manifest), registers its digests as allowed and
-    /// returns it parsed. A name that is not an index is [`IndexError::BadArchiveName`].
+    /// Opens the index `name` (listed in the manifest and matching the checksum and size the
+    /// manifest records), registers its digests as allowed and returns it parsed. A name that is not an index is [`IndexError::BadArchiveName`].
     pub fn open_index(&mut self, name: &str) -> Result<IndexFile, Error> {
         if !ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()) {
             let name = name.to_owned();
@@ -128,8 +129,31 @@ impl<W: World> ReaderSession<W> {
         }
         let path = self.listed_path(name)?;
         let index = IndexFile::open(self.store.world(), &path)?;
+        self.check_listed(name, &index)?;
         self.allow(&index);
         Ok(index)
+    }
+
+    /// The index matches the checksum and size the manifest records for `name`
+    /// ([`Error::IndexMismatch`]).
+    fn check_listed(&self, name: &str, index: &IndexFile) -> Result<(), Error> {
+        let Some(file) = self.manifest.file(name) else {
+            return Ok(());
+        };
+        let (actual, actual_size) = index.compute_csum();
+        if actual == file.csum && actual_size == file.size {
+            return Ok(());
+        }
+        Err(Error::IndexMismatch {
+            dir: self.dir.clone(),
+            name: name.to_owned(),
+            found: Box::new(IndexMismatch {
+                expected: file.csum,
+                expected_size: file.size,
+                actual,
+                actual_size,
+            }),
+        })
     }
 
     /// The plain data of the chunk `digest`, which an index downloaded in this session must
