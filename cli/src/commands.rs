@@ -216,6 +216,12 @@ fn create_whole(cli: &Cli, path: &Path, fanout: PrefixFanout) -> Result<(), CliE
         }
         Ok(_) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) if err.kind() == io::ErrorKind::NotADirectory => {
+            return Err(CliError::BadInput(format!(
+                "{} exists and is not a directory",
+                path.display()
+            )));
+        }
         Err(err) => return Err(fail("cannot read", err)),
     }
     let name = path
@@ -351,6 +357,9 @@ fn prune(
     };
     let mut text = String::new();
     let (mut rows, mut warnings, mut keeps_everything) = (Vec::new(), 0, false);
+    // A snapshot not removed for another reason than a held lock (a read-only disk, no
+    // permission) is a failure (1), not busy (3).
+    let mut failed = false;
     for group in groups {
         let report = store.prune_group(&group, &options)?;
         keeps_everything |= report.keeps_everything;
@@ -361,6 +370,7 @@ fn prune(
                 PruneOutcome::Removed => "removed".to_owned(),
                 PruneOutcome::NotRemoved(err) => {
                     warnings += 1;
+                    failed |= !err.is_contention();
                     format!("not removed: {err}")
                 }
             };
@@ -375,10 +385,10 @@ fn prune(
     let value = json!({ "group": group, "dry-run": dry_run, "snapshots": rows,
         "warnings": warnings });
     // Prune goes on past a snapshot it could not remove; the exit code still says so.
-    let code = if warnings > 0 {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
+    let code = match (warnings, failed) {
+        (0, _) => ExitCode::SUCCESS,
+        (_, true) => ExitCode::from(1),
+        (_, false) => ExitCode::from(3),
     };
     Ok((value, text, code))
 }

@@ -99,7 +99,15 @@ impl From<StoreError> for CliError {
             | StoreError::GroupNotFound(_)
             | StoreError::NotInManifest { .. } => CliError::NotFound(text),
             StoreError::Index(err) if err.is_not_found() => CliError::NotFound(text),
+            StoreError::Index(store::index::IndexError::BadArchiveName { .. }) => {
+                CliError::BadInput(text)
+            }
             StoreError::Manifest(err) if err.is_not_found() => CliError::NotFound(text),
+            // Writing or reading failed (no space, permission): trouble, not damage.
+            StoreError::Index(store::index::IndexError::Io(_))
+            | StoreError::Manifest(store::manifest::ManifestError::Io(_)) => {
+                CliError::Failure(text)
+            }
             StoreError::Index(_)
             | StoreError::Blob(_)
             | StoreError::Manifest(_)

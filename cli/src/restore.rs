@@ -61,12 +61,21 @@ pub fn read_archive<T>(
 ) -> Result<(Opened, T, Vec<BadChunk>), CliError> {
     let store = open(cli)?;
     let dir = resolve_snapshot(&store, snapshot)?;
-    let mut reader = store.open_reader(&dir)?;
+    let mut reader = store
+        .open_reader(&dir)
+        .map_err(|err| naming(err, &dir, MANIFEST))?;
     let archive = match archive {
         Some(name) => name.to_owned(),
         None => only_index(&dir, reader.manifest())?,
     };
-    let index = reader.open_index(&archive)?;
+    if !ArchiveKind::from_name(&archive).is_some_and(|kind| kind.is_index()) {
+        return Err(CliError::BadInput(format!(
+            "{archive:?} is not an index archive name (<name>.didx or <name>.fidx)"
+        )));
+    }
+    let index = reader
+        .open_index(&archive)
+        .map_err(|err| naming(err, &dir, &archive))?;
     let opened = Opened {
         dir,
         archive,
@@ -113,6 +122,21 @@ pub fn read_archive<T>(
     let result = consume(&mut stream, &opened, damage.clone());
     bar.finish_and_clear();
     Ok((opened, result?, bad.into_inner()))
+}
+
+/// The manifest's file name, as errors name it.
+const MANIFEST: &str = store::manifest::MANIFEST_BLOB_NAME;
+
+/// A store error about one file of a snapshot, as a tool error naming the file when the
+/// store's text does not.
+fn naming(err: store::datastore::Error, dir: &BackupDir, file: &str) -> CliError {
+    let error = CliError::from(err);
+    let text = error.to_string();
+    let text = text.strip_prefix("damaged: ").unwrap_or(&text).to_owned();
+    if text.contains(file) {
+        return error;
+    }
+    error.with_text(format!("{dir}/{file}: {text}"))
 }
 
 fn only_index(dir: &BackupDir, manifest: &store::manifest::Manifest) -> Result<String, CliError> {

@@ -64,6 +64,19 @@ fn classify(
 ) -> (Class, String, Vec<String>) {
     match result {
         Ok(VerifyOutcome::Verified { ok: true, .. }) => (Class::Ok, "ok".into(), Vec::new()),
+        Ok(VerifyOutcome::Verified { problems, .. })
+            if problems
+                .iter()
+                .all(|problem| matches!(problem, VerifyProblem::StateNotSaved { .. })) =>
+        {
+            // Every chunk and index is sound; only recording that failed.
+            let texts = problems.iter().map(ToString::to_string).collect();
+            (
+                Class::Ok,
+                "ok (the verify state was not saved)".into(),
+                texts,
+            )
+        }
         Ok(VerifyOutcome::Verified { problems, .. }) => {
             let damaged = problems.iter().any(|problem| !is_trouble(problem));
             let texts = problems.iter().map(ToString::to_string).collect();
@@ -119,22 +132,25 @@ fn targets(store: &Store, target: Option<&str>) -> Result<Vec<SnapshotInfo>, Cli
 
 /// Reads the archives of a snapshot whose chunks and indexes verified back as a restore
 /// would (writing nothing): a snapshot that would not restore is damaged, and its saved
-/// verify state says failed.
+/// verify state says failed. `None`: it restores.
 fn read_back(
     cli: &Cli,
     store: &Store,
     options: &VerifyOptions,
     dir: &BackupDir,
-) -> (Class, String, Vec<String>) {
+) -> Option<(Class, String, Vec<String>)> {
     let problems = match crate::restore::check_archives(cli, dir) {
-        Ok(problems) if problems.is_empty() => return (Class::Ok, "ok".into(), Vec::new()),
+        Ok(problems) if problems.is_empty() => return None,
         Ok(problems) => problems,
         Err(CliError::Busy(_)) => {
             let reason = SkipReason::LockBusy;
-            return (Class::Skipped, skip_text(&reason), Vec::new());
+            return Some((Class::Skipped, skip_text(&reason), Vec::new()));
         }
         Err(CliError::Damaged(text)) => vec![text],
-        Err(err) => return (Class::Trouble, "not checked".into(), vec![err.to_string()]),
+        Err(err) => {
+            let problems = vec![err.to_string()];
+            return Some((Class::Trouble, "not checked".into(), problems));
+        }
     };
     let mut problems = problems;
     if !options.read_only {
@@ -147,7 +163,7 @@ fn read_back(
         }
     }
     let state = "damaged: the archives would not restore".to_owned();
-    (Class::Damaged, state, problems)
+    Some((Class::Damaged, state, problems))
 }
 
 fn now() -> i64 {
@@ -192,7 +208,7 @@ pub fn verify(
         let (class, state, problems) = if info.finished {
             let verified = classify(store.verify_snapshot(&mut job, &options, &info.dir));
             if verified.0 == Class::Ok {
-                read_back(cli, &store, &options, &info.dir)
+                read_back(cli, &store, &options, &info.dir).unwrap_or(verified)
             } else {
                 verified
             }

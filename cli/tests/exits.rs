@@ -299,3 +299,153 @@ fn ls_lists_entries_and_prune_all_prunes_every_group() {
         ["host/a/2024-01-01T00:00:00Z", "host/b/2024-01-01T00:00:00Z"]
     );
 }
+
+#[test]
+fn bad_archive_names_and_a_file_as_store_are_bad_input() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = store_with_snapshot(temp.path());
+    let out = temp.path().join("out");
+    for archive in ["../x.didx", "../../etc/passwd", "index.json.blob", "x.txt"] {
+        let args = [
+            "restore",
+            "host/a",
+            out.to_str().unwrap(),
+            "--archive",
+            archive,
+        ];
+        let (code, stderr) = tool.code(&args);
+        assert_eq!(code, 2, "{archive}: {stderr}");
+        assert!(stderr.contains(archive), "{archive} named: {stderr}");
+        let (code, stderr) = tool.code(&["ls", "host/a", "--archive", archive]);
+        assert_eq!(code, 2, "ls {archive}: {stderr}");
+    }
+    let file = temp.path().join("a-file");
+    fs::write(&file, b"not a directory").unwrap();
+    let as_store = Tool { store: file };
+    let (code, stderr) = as_store.code(&["init"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a directory"), "{stderr}");
+}
+
+#[test]
+fn a_damaged_index_or_manifest_is_named_by_restore_and_ls() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = store_with_snapshot(temp.path());
+    let snapshot = tool.store.join("host/a/2024-01-01T00:00:00Z");
+    let out = temp.path().join("out");
+    for (file, cut) in [("root.tar.didx", 4000), ("index.json.blob", 20)] {
+        let path = snapshot.join(file);
+        let sound = fs::read(&path).unwrap();
+        fs::write(&path, &sound[..cut]).unwrap();
+        for args in [
+            vec!["restore", "host/a", out.to_str().unwrap()],
+            vec!["ls", "host/a"],
+        ] {
+            let (code, stderr) = tool.code(&args);
+            assert_eq!(code, 5, "{file}: {args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("host/a/2024-01-01T00:00:00Z/{file}")),
+                "names {file}: {stderr}"
+            );
+        }
+        fs::write(&path, sound).unwrap();
+    }
+}
+
+#[test]
+fn prune_on_a_read_only_datastore_is_a_failure_not_busy() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = store_with_snapshot(temp.path());
+    let source = temp.path().join("src");
+    let args = [
+        "backup",
+        "host/a",
+        source.to_str().unwrap(),
+        "--time",
+        "2024-01-02T00:00:00Z",
+    ];
+    tool.json(&args);
+    let mounted = temp.path().join("ro");
+    let Some(mount) = read_only_mount(&tool.store, &mounted) else {
+        return;
+    };
+    let ro = Tool { store: mounted };
+    let locks = temp.path().join("locks");
+    let prune = [
+        "--lock-dir",
+        locks.to_str().unwrap(),
+        "prune",
+        "host/a",
+        "--keep-last",
+        "1",
+    ];
+    let output = ro.run(&prune);
+    drop(mount);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Read-only file system"), "{text}");
+}
+
+#[test]
+fn no_space_for_an_index_is_a_failure() {
+    let temp = tempfile::tempdir().unwrap();
+    let small = temp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    if !is_root() {
+        println!("skipped: not root, no tmpfs mount");
+        return;
+    }
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    if !mount.status.success() {
+        println!("skipped: mount refused here: {}", describe(&mount));
+        return;
+    }
+    let _mount = Mount(small.clone());
+    let tool = Tool {
+        store: small.join("store"),
+    };
+    tool.json(&["init", "--fanout", "1"]);
+    let source = temp.path().join("src");
+    fs::create_dir_all(&source).unwrap();
+    fs::write(source.join("a"), b"small").unwrap();
+    let backup = |time: &str| {
+        let args = ["backup", "host/a", source.to_str().unwrap(), "--time", time];
+        tool.code(&args)
+    };
+    assert_eq!(backup("2024-01-01T00:00:00Z").0, 0);
+    // Fill the disk: the next backup's chunks all exist, its index cannot be written.
+    let mut filler = fs::File::create(small.join("filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let (code, stderr) = backup("2024-01-02T00:00:00Z");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let (code, stderr) = tool.code(&["verify"]);
+    assert_eq!(code, 0, "the finished snapshot is sound: {stderr}");
+}
+
+#[test]
+fn verify_of_sound_data_whose_state_cannot_be_saved_succeeds_with_a_warning() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = store_with_snapshot(temp.path());
+    let snapshot = tool.store.join("host/a/2024-01-01T00:00:00Z");
+    // An immutable snapshot directory: the manifest cannot be replaced, even by root.
+    let immutable = Command::new("chattr").arg("+i").arg(&snapshot).output();
+    if !immutable
+        .as_ref()
+        .is_ok_and(|output| output.status.success())
+    {
+        println!("skipped: chattr +i refused here: {immutable:?}");
+        return;
+    }
+    let output = tool.run(&["verify"]);
+    let _ = Command::new("chattr").arg("-i").arg(&snapshot).status();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("not saved"), "{text}");
+}

@@ -143,7 +143,7 @@ pub enum IndexError {
         computed: Digest,
     },
     /// The name is not an archive name of the expected kind (`<stem>.fidx` or `<stem>.didx`).
-    #[error("{name:?} is not a {expected} archive name")]
+    #[error("{name:?} is not the name of an archive of kind {expected}")]
     BadArchiveName {
         /// The name given.
         name: String,
