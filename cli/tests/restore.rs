@@ -565,3 +565,74 @@ fn an_index_that_does_not_match_its_manifest_is_refused() {
     let (code, stderr, _) = run(&tool, &["ls", "host/b"]);
     assert_eq!(code, 5, "{stderr}");
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn a_restore_by_another_user_skips_device_nodes_and_owners_with_warnings() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        println!("skipped: not root (needs to make a device node and switch user)");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tool = new_store(temp.path());
+    let source = temp.path().join("src");
+    fs::create_dir_all(source.join("d")).unwrap();
+    fs::write(source.join("d/f"), b"data").unwrap();
+    std::os::unix::fs::chown(source.join("d/f"), Some(1234), Some(1234)).unwrap();
+    let node = |name: &str, kind: libc::mode_t| {
+        let path = std::ffi::CString::new(source.join(name).as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        let rc = unsafe { libc::mknod(path.as_ptr(), kind | 0o644, libc::makedev(1, 3)) };
+        assert_eq!(rc, 0, "mknod {name}");
+    };
+    node("null", libc::S_IFCHR);
+    node("pipe", libc::S_IFIFO);
+    let mtime = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000);
+    fs::File::open(source.join("d"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    backup(&tool, "host/a", &source, "2024-01-01T00:00:00Z");
+
+    let home = temp.path().join("nobody");
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let target = home.join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chunkstore"))
+        .arg("--store")
+        .arg(&tool.store)
+        .arg("--lock-dir")
+        .arg(home.join("locks"))
+        .args(["--quiet", "restore", "host/a"])
+        .arg(&target)
+        .env("CHUNKSTORE_CACHE_DIR", home.join("cache"))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{}", describe(&output));
+    assert!(
+        stderr.contains("null") && stderr.contains("needs root"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("owners (uid/gid) are not restored"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(target.join("d/f")).unwrap(), b"data");
+    let pipe = fs::symlink_metadata(target.join("pipe")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&pipe.file_type()));
+    assert!(!target.join("null").exists());
+    let restored = fs::metadata(target.join("d")).unwrap().modified().unwrap();
+    assert_eq!(
+        restored, mtime,
+        "directory metadata is applied after a skipped entry"
+    );
+}
