@@ -11,7 +11,7 @@ use store::digest::Digest;
 
 use crate::exit::CliError;
 use crate::filecache::{FileCache, FileChunks, NewCache, Stamp};
-use crate::tarwrite::{Source, TreeWriter};
+use crate::tarwrite::{Selection, Source, TreeWriter};
 
 /// Smallest, average and largest chunk of a directory stream.
 pub const CDC_MIN: u32 = 512 << 10;
@@ -188,7 +188,7 @@ pub struct Chunked {
 /// chunks of their own, so that an unchanged one is reused from `cache` without being read.
 pub fn chunk_directory(
     sources: Vec<Source>,
-    excludes: &[String],
+    selection: Selection,
     cache: FileCache,
     sink: &mut impl ChunkSink,
 ) -> Result<Chunked, CliError> {
@@ -197,8 +197,7 @@ pub fn chunk_directory(
         sender,
         buffer: Vec::new(),
     };
-    let writer = TreeWriter::new(out, excludes, cache)
-        .map_err(|err| CliError::BadInput(format!("bad --exclude pattern: {err}")))?;
+    let writer = TreeWriter::new(out, selection, cache);
     let producer = std::thread::spawn(move || writer.write_all(&sources));
     let mut chunker = Chunker {
         sink,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,7 +21,7 @@ use crate::archive::{ChunkSink, Chunked, chunk_directory};
 use crate::commands::{Outcome, group_arg, open};
 use crate::exit::{CliError, PARTIAL};
 use crate::filecache::{FileCache, cache_path};
-use crate::tarwrite::Source;
+use crate::tarwrite::{Selection, Source};
 use crate::{BackupArgs, Cli, progress};
 
 /// How far in the future a `--time` may be (clock skew between hosts).
@@ -204,10 +204,35 @@ fn backup_stream(
         writer: &writer,
         bar: progress::bytes(show, None, "backup"),
     };
-    let chunked = chunk_directory(sources, &args.exclude, cache, &mut feed)?;
+    let chunked = chunk_directory(sources, selection(args)?, cache, &mut feed)?;
     feed.bar.finish_and_clear();
     let info = session.close_index(writer)?;
     Ok((info, chunked, cache_path))
+}
+
+/// The entries to archive: `--exclude`, the patterns of each `--exclude-file` (one a line;
+/// blank lines and lines starting with `#` are skipped), `--one-file-system`.
+fn selection(args: &BackupArgs) -> Result<Selection, CliError> {
+    let mut patterns = args.exclude.clone();
+    for file in &args.exclude_file {
+        let text = std::fs::read(file).map_err(|err| {
+            CliError::BadInput(format!(
+                "cannot read --exclude-file {}: {err}",
+                file.display()
+            ))
+        })?;
+        for line in text.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() || line.starts_with(b"#") {
+                continue;
+            }
+            let pattern = String::from_utf8(line.to_vec()).map_err(|_| {
+                CliError::BadInput(format!("{}: a pattern is not UTF-8", file.display()))
+            })?;
+            patterns.push(pattern);
+        }
+    }
+    Selection::new(&patterns, args.one_file_system).map_err(CliError::BadInput)
 }
 
 /// What the sources are archived as.
@@ -218,6 +243,12 @@ enum Plan {
     Stream(Vec<Source>),
 }
 
+/// Is `path` a block device, or a symbolic link to one (`/dev/disk/by-id/...`)?
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.file_type().is_block_device())
+}
+
 fn plan(paths: &[PathBuf], archive: Option<&str>) -> Result<Plan, CliError> {
     let mut sources = Vec::new();
     for path in paths {
@@ -225,15 +256,27 @@ fn plan(paths: &[PathBuf], archive: Option<&str>) -> Result<Plan, CliError> {
             CliError::BadInput(format!("cannot back up {}: {err}", path.display()))
         })?;
         let image = archive.is_none_or(|name| name.ends_with(".fidx"));
-        if paths.len() == 1 && meta.is_file() && image {
+        if paths.len() == 1 && image && (meta.is_file() || is_block_device(path)) {
             return Ok(Plan::Image(path.clone()));
         }
+        // Absolute, so that exclude patterns starting with `/` match; links not resolved.
+        let absolute = std::path::absolute(path).map_err(|err| {
+            CliError::BadInput(format!("cannot back up {}: {err}", path.display()))
+        })?;
         let name = if paths.len() == 1 && meta.is_dir() {
             PathBuf::from(".")
         } else {
-            let name = std::fs::canonicalize(path)
-                .ok()
-                .and_then(|full| full.file_name().map(PathBuf::from))
+            // The source's own name: a symbolic link is archived as itself, under its name.
+            let own = absolute
+                .file_name()
+                .filter(|name| *name != "..")
+                .map(PathBuf::from);
+            let name = own
+                .or_else(|| {
+                    std::fs::canonicalize(path)
+                        .ok()
+                        .and_then(|full| full.file_name().map(PathBuf::from))
+                })
                 .ok_or_else(|| {
                     CliError::BadInput(format!("{} has no file name", path.display()))
                 })?;
@@ -246,7 +289,7 @@ fn plan(paths: &[PathBuf], archive: Option<&str>) -> Result<Plan, CliError> {
             name
         };
         sources.push(Source {
-            path: path.clone(),
+            path: absolute,
             name,
         });
     }
@@ -490,7 +533,10 @@ fn backup_image(
 ) -> Result<(), CliError> {
     let mut file = File::open(path)
         .map_err(|err| CliError::BadInput(format!("open {}: {err}", path.display())))?;
-    let total = file.metadata().map(|meta| meta.len()).ok();
+    // A block device's size is where it ends, not its metadata length.
+    let total = file.seek(io::SeekFrom::End(0)).ok();
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(|err| CliError::Failure(format!("seek {}: {err}", path.display())))?;
     let bar = progress::bytes(show, total, "backup");
     let mut buffer = vec![0u8; chunk_size as usize];
     loop {

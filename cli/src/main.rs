@@ -90,10 +90,19 @@ pub struct BackupArgs {
     /// Fixed chunk size for a file image, in bytes (a power of two).
     #[arg(long, default_value_t = 4 << 20)]
     pub chunk_size: u64,
-    /// Leave out entries matching a shell pattern: against the file name, or the path in the
-    /// archive when the pattern has a `/` (repeatable).
+    /// Leave out entries matching a shell pattern: against the file name; against the path
+    /// in the archive when the pattern has a `/`; against the absolute path on disk when it
+    /// starts with `/` (repeatable). An excluded directory is left out with its contents.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Read exclude patterns from a file, one a line (blank lines and `#` comments skipped;
+    /// repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Do not descend into directories on other filesystems than their source's (mount
+    /// points are archived as empty directories).
+    #[arg(long)]
+    pub one_file_system: bool,
     /// zstd level of the chunks written (1 fast to 19 small; 0 stores them uncompressed).
     #[arg(long, default_value_t = 3, value_name = "LEVEL",
           value_parser = clap::value_parser!(i32).range(0..=19))]

@@ -38,10 +38,75 @@ pub struct Source {
     pub name: PathBuf,
 }
 
-/// The writer side: a tar builder, the exclusion patterns, the hard links seen, the warnings.
+/// What an exclude pattern is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Against {
+    /// The entry's file name (a pattern without `/`).
+    FileName,
+    /// The entry's path in the archive (a pattern with a `/` that does not start with one).
+    ArchivePath,
+    /// The entry's absolute path on disk (a pattern starting with `/`).
+    DiskPath,
+}
+
+/// Which entries of the sources are archived.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    patterns: Vec<(CString, Against)>,
+    /// Do not descend into directories on another filesystem than their source's (the
+    /// mount point itself is archived, empty).
+    pub one_file_system: bool,
+}
+
+impl Selection {
+    /// Shell patterns (`fnmatch(3)`): without a `/` against the file name, starting with `/`
+    /// against the absolute path on disk, else against the path in the archive.
+    pub fn new(patterns: &[String], one_file_system: bool) -> Result<Selection, String> {
+        let patterns = patterns
+            .iter()
+            .map(|pattern| {
+                let c = CString::new(pattern.as_bytes())
+                    .map_err(|_| format!("pattern {pattern:?} holds a NUL byte"))?;
+                let against = if pattern.starts_with('/') {
+                    Against::DiskPath
+                } else if pattern.contains('/') {
+                    Against::ArchivePath
+                } else {
+                    Against::FileName
+                };
+                Ok((c, against))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Selection {
+            patterns,
+            one_file_system,
+        })
+    }
+
+    /// Is the entry at `disk` (absolute), named `name` in the archive, left out?
+    fn excluded(&self, disk: &Path, name: &Path) -> bool {
+        let file_name = name.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+        self.patterns.iter().any(|(pattern, against)| {
+            let subject = match against {
+                Against::FileName => file_name,
+                Against::ArchivePath => name.as_os_str().as_bytes(),
+                Against::DiskPath => disk.as_os_str().as_bytes(),
+            };
+            let Ok(subject) = CString::new(subject) else {
+                return false;
+            };
+            // SAFETY: both arguments are NUL-terminated strings that outlive the call.
+            unsafe { libc::fnmatch(pattern.as_ptr(), subject.as_ptr(), 0) == 0 }
+        })
+    }
+}
+
+/// The writer side: a tar builder, the selection, the hard links seen, the warnings.
 pub struct TreeWriter {
     builder: tar::Builder<Sink>,
-    excludes: Vec<(CString, bool)>,
+    selection: Selection,
+    /// The device of the source being archived (for `--one-file-system`).
+    source_device: u64,
     links: HashMap<(u64, u64), PathBuf>,
     cache: FileCache,
     written: Written,
@@ -59,29 +124,23 @@ pub struct Written {
 }
 
 impl TreeWriter {
-    /// A writer into `out`. A pattern with a `/` is matched against the path in the stream,
-    /// one without against the file name (shell wildcards, `fnmatch(3)`).
-    pub fn new(out: Sink, excludes: &[String], cache: FileCache) -> io::Result<TreeWriter> {
-        let excludes = excludes
-            .iter()
-            .map(|pattern| {
-                let c = CString::new(pattern.as_bytes()).map_err(io::Error::other)?;
-                Ok((c, pattern.contains('/')))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(TreeWriter {
+    /// A writer into `out` of the entries `selection` keeps.
+    pub fn new(out: Sink, selection: Selection, cache: FileCache) -> TreeWriter {
+        TreeWriter {
             builder: tar::Builder::new(out),
-            excludes,
+            selection,
+            source_device: 0,
             links: HashMap::new(),
             cache,
             written: Written::default(),
-        })
+        }
     }
 
     /// Archives every source, ends the stream, returns the warnings. An error is one of the
     /// output (the consumer went away); problems with the sources are warnings.
     pub fn write_all(mut self, sources: &[Source]) -> io::Result<Written> {
         for source in sources {
+            self.source_device = fs::symlink_metadata(&source.path).map_or(0, |meta| meta.dev());
             self.add(&source.path, &source.name, true)?;
         }
         self.builder.finish()?;
@@ -95,24 +154,8 @@ impl TreeWriter {
         self.written.warnings.push(line);
     }
 
-    fn excluded(&self, name: &Path) -> bool {
-        let file_name = name.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
-        self.excludes.iter().any(|(pattern, with_slash)| {
-            let subject = if *with_slash {
-                name.as_os_str().as_bytes()
-            } else {
-                file_name
-            };
-            let Ok(subject) = CString::new(subject) else {
-                return false;
-            };
-            // SAFETY: both arguments are NUL-terminated strings that outlive the call.
-            unsafe { libc::fnmatch(pattern.as_ptr(), subject.as_ptr(), 0) == 0 }
-        })
-    }
-
     fn add(&mut self, path: &Path, name: &Path, top: bool) -> io::Result<()> {
-        if !top && self.excluded(name) {
+        if !top && self.selection.excluded(path, name) {
             return Ok(());
         }
         let meta = match fs::symlink_metadata(path) {
@@ -124,7 +167,8 @@ impl TreeWriter {
         };
         let kind = meta.file_type();
         if kind.is_dir() {
-            return self.add_dir(path, name, &meta);
+            let other_fs = self.selection.one_file_system && meta.dev() != self.source_device;
+            return self.add_dir(path, name, &meta, !other_fs);
         }
         if kind.is_socket() {
             self.warn(path, "skipped: a socket cannot be archived");
@@ -153,7 +197,17 @@ impl TreeWriter {
         Ok(())
     }
 
-    fn add_dir(&mut self, path: &Path, name: &Path, meta: &Metadata) -> io::Result<()> {
+    fn add_dir(
+        &mut self,
+        path: &Path,
+        name: &Path,
+        meta: &Metadata,
+        descend: bool,
+    ) -> io::Result<()> {
+        if !descend {
+            let header = self.header(path, name, meta, EntryType::Directory)?;
+            return self.append(header, &PathBuf::new(), io::empty());
+        }
         let mut children =
             match fs::read_dir(path).and_then(|dir| dir.collect::<io::Result<Vec<_>>>()) {
                 Ok(children) => children,
