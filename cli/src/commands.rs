@@ -76,6 +76,11 @@ fn run_command(cli: &Cli) -> Result<ExitCode, CliError> {
             crate::restore::restore(cli, snapshot, target, archive.as_deref(), &options)?
         }
         Command::Ls { snapshot, archive } => crate::restore::ls(cli, snapshot, archive.as_deref())?,
+        Command::Cat {
+            snapshot,
+            path,
+            archive,
+        } => return crate::restore::cat(cli, snapshot, path.as_deref(), archive.as_deref()),
         Command::Forget { snapshot } => forget(cli, snapshot)?,
         Command::Prune {
             group,

@@ -161,6 +161,18 @@ pub enum Command {
         #[arg(long)]
         archive: Option<String>,
     },
+    /// Write an archive to stdout: a directory archive as its tar stream (GNU tar and bsdtar
+    /// read it: `chunkstore cat host/web | tar -t`), an image as its bytes, or with a path the
+    /// data of that one file.
+    Cat {
+        /// A snapshot `<type>/<id>/<time>`, or a group for its newest finished snapshot.
+        snapshot: String,
+        /// A regular file of a directory archive (`etc/hosts`); omit for the whole stream.
+        path: Option<PathBuf>,
+        /// Which archive (default: the snapshot's only index archive).
+        #[arg(long)]
+        archive: Option<String>,
+    },
     /// Remove one snapshot.
     Forget {
         /// `<type>/<id>/<time>`.

@@ -13,8 +13,8 @@ use store::index::{ArchiveKind, IndexFile};
 use crate::archive::ChunkStream;
 use crate::commands::{Outcome, Store, existing_group, open};
 use crate::exit::CliError;
-use crate::paxread::Damage;
-use crate::tarread::{Options, Report, entry_json, entry_line, list_entries, unpack};
+use crate::paxread::{Damage, Kind, PaxReader, ReadError};
+use crate::tarread::{Options, Report, entry_json, entry_line, list_entries, quote, unpack};
 use crate::{Cli, progress};
 
 /// The archive being read.
@@ -326,4 +326,114 @@ fn write_image(mut stream: impl Read, target: &Path, size: u64) -> Result<(), Cl
     }
     file.flush().map_err(fail)?;
     file.sync_all().map_err(fail)
+}
+
+/// Runs `chunkstore cat`: the whole archive stream (a tar stream, or the image) or the data of
+/// one file of a directory archive, on stdout. A closed pipe ends it quietly.
+pub fn cat(
+    cli: &Cli,
+    snapshot: &str,
+    path: Option<&Path>,
+    archive: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let (_, damaged_file, bad) =
+        read_archive(
+            cli,
+            snapshot,
+            archive,
+            |stream, opened, damage| match path {
+                None => copy_out(stream, &mut out).map(|()| None),
+                Some(path) if !opened.dynamic => Err(CliError::BadInput(format!(
+                    "{} is an image: `cat` without {} writes it whole",
+                    opened.archive,
+                    path.display()
+                ))),
+                Some(path) => cat_file(stream, damage, path, &mut out, opened),
+            },
+        )?;
+    match out.flush() {
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(CliError::Failure(format!("writing to stdout: {err}")));
+        }
+        _ => {}
+    }
+    let mut codes: Vec<u8> = bad.iter().map(|chunk| chunk.error.code()).collect();
+    for chunk in &bad {
+        eprintln!("chunkstore: {}", chunk.error);
+    }
+    if path.is_some() {
+        // Only damage inside the file matters for one file.
+        codes.clear();
+        if let Some(text) = damaged_file {
+            eprintln!("chunkstore: damaged: {text}");
+            codes.push(5);
+        }
+    }
+    Ok(ExitCode::from(worst(codes)))
+}
+
+fn copy_out(mut from: impl Read, out: &mut impl Write) -> Result<(), CliError> {
+    match io::copy(&mut from, out) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(CliError::Failure(format!("writing to stdout: {err}"))),
+    }
+}
+
+/// Writes the data of the regular file `path` of the stream; `Some(text)` if some of it lay
+/// in damaged chunks.
+fn cat_file(
+    stream: &mut dyn Read,
+    damage: Damage,
+    path: &Path,
+    out: &mut impl Write,
+    opened: &Opened,
+) -> Result<Option<String>, CliError> {
+    let wanted = clean_name(path);
+    let mut reader = PaxReader::with_damage(stream, damage.clone());
+    loop {
+        let entry = match reader.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(ReadError::Io(err)) => {
+                return Err(CliError::Failure(format!("reading the archive: {err}")));
+            }
+            Err(_) => continue,
+        };
+        if clean_name(&entry.name) != wanted {
+            continue;
+        }
+        if entry.kind != Kind::Regular {
+            return Err(CliError::BadInput(format!(
+                "{} is not a regular file (type {})",
+                quote(&entry.name),
+                entry.kind.letter()
+            )));
+        }
+        let start = reader.offset();
+        copy_out(reader.data(), out)?;
+        let data = start..start + entry.size;
+        return Ok(damage.overlap_end(&data).map(|_| {
+            format!(
+                "{}: some of its {} bytes are in damaged chunks (zeros there)",
+                quote(&entry.name),
+                entry.size
+            )
+        }));
+    }
+    Err(CliError::NotFound(format!(
+        "{} is not a file of {} in {}",
+        path.display(),
+        opened.archive,
+        opened.dir
+    )))
+}
+
+/// A path without `.` components or a leading `/` (as the user may write it).
+fn clean_name(path: &Path) -> std::path::PathBuf {
+    path.components()
+        .filter(|part| matches!(part, std::path::Component::Normal(_)))
+        .collect()
 }

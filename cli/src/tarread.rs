@@ -135,6 +135,10 @@ struct Unpacker<'a> {
     blocked: Vec<(PathBuf, u64)>,
     /// Included directories (everything beneath them is included).
     included_dirs: HashSet<PathBuf>,
+    /// Directories left out by `--include`, and the ancestors of what was restored: a left
+    /// out directory made on the way to an included entry gets its metadata too.
+    skipped_dirs: Vec<(Vec<CString>, Entry)>,
+    used_dirs: HashSet<PathBuf>,
     owners_differ: bool,
 }
 
@@ -163,6 +167,8 @@ pub fn unpack(
         names: HashMap::new(),
         blocked: Vec::new(),
         included_dirs: HashSet::new(),
+        skipped_dirs: Vec::new(),
+        used_dirs: HashSet::new(),
         owners_differ: false,
     };
     let mut reader = PaxReader::with_damage(stream, damage.clone());
@@ -258,6 +264,9 @@ impl Unpacker<'_> {
             self.names.insert(name.clone(), false);
         }
         if !self.included(entry, &name) {
+            if entry.kind == Kind::Directory {
+                self.skipped_dirs.push((parts, entry.clone()));
+            }
             return Ok(());
         }
         if let Some((_, count)) = self
@@ -282,6 +291,10 @@ impl Unpacker<'_> {
         match result {
             Ok(true) => {
                 self.report.entries += 1;
+                if !self.options.includes.is_empty() {
+                    self.used_dirs
+                        .extend(name.ancestors().skip(1).map(Path::to_path_buf));
+                }
                 if entry.kind != Kind::Directory {
                     self.names.insert(name, true);
                 }
@@ -518,8 +531,20 @@ impl Unpacker<'_> {
                 ));
             }
         }
+        let mut dirs = std::mem::take(&mut self.dirs);
+        for (parts, entry) in std::mem::take(&mut self.skipped_dirs) {
+            let name: PathBuf = parts
+                .iter()
+                .map(|part| OsStr::from_bytes(part.to_bytes()))
+                .collect();
+            if self.used_dirs.contains(&name) {
+                dirs.push((parts, entry));
+            }
+        }
+        // Parents before children in `dirs`; children get their metadata first.
+        dirs.sort_by(|a, b| a.0.len().cmp(&b.0.len()));
         if let Some(root) = self.root.take() {
-            for (parts, entry) in std::mem::take(&mut self.dirs).iter().rev() {
+            for (parts, entry) in dirs.iter().rev() {
                 let name: PathBuf = parts
                     .iter()
                     .map(|part| OsStr::from_bytes(part.to_bytes()))

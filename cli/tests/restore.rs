@@ -636,3 +636,111 @@ fn a_restore_by_another_user_skips_device_nodes_and_owners_with_warnings() {
         "directory metadata is applied after a skipped entry"
     );
 }
+
+#[test]
+fn cat_writes_a_stream_standard_tar_reads_and_single_files() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = new_store(temp.path());
+    let source = temp.path().join("src");
+    fs::create_dir_all(source.join("etc")).unwrap();
+    fs::write(source.join("etc/hosts"), b"127.0.0.1 localhost\n").unwrap();
+    fs::write(source.join("big"), noise(3 << 20, 9)).unwrap();
+    fs::write(source.join("new\nline"), b"odd name").unwrap();
+    std::os::unix::fs::symlink("etc/hosts", source.join("link")).unwrap();
+    backup(&tool, "host/a", &source, "2024-01-01T00:00:00Z");
+
+    let (code, stderr, output) = run(&tool, &["cat", "host/a"]);
+    assert_eq!(code, 0, "{stderr}");
+    let stream = temp.path().join("stream.tar");
+    fs::write(&stream, &output.stdout).unwrap();
+    let extracted = temp.path().join("by-tar");
+    fs::create_dir_all(&extracted).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&stream)
+        .arg("-C")
+        .arg(&extracted)
+        .output();
+    match tar {
+        Ok(tar) => {
+            assert!(
+                tar.status.success(),
+                "GNU tar reads the stream: {}",
+                describe(&tar)
+            );
+            assert_eq!(snapshot_of(&extracted, false), snapshot_of(&source, false));
+        }
+        Err(err) => println!("skipped the tar check: no tar here: {err}"),
+    }
+
+    let (code, stderr, output) = run(&tool, &["cat", "host/a", "etc/hosts"]);
+    assert_eq!(
+        (code, output.stdout.as_slice()),
+        (0, &b"127.0.0.1 localhost\n"[..]),
+        "{stderr}"
+    );
+    let (code, _, output) = run(&tool, &["cat", "host/a", "/big"]);
+    assert!(
+        code == 0 && output.stdout == noise(3 << 20, 9),
+        "a large file whole"
+    );
+    let (code, stderr, _) = run(&tool, &["cat", "host/a", "etc/missing"]);
+    assert_eq!(code, 4, "{stderr}");
+    let (code, stderr, _) = run(&tool, &["cat", "host/a", "etc"]);
+    assert_eq!(code, 2, "a directory is not a file: {stderr}");
+
+    let image = temp.path().join("disk.img");
+    fs::write(&image, noise(5 << 20, 4)).unwrap();
+    tool.json(&[
+        "backup",
+        "vm/1",
+        path_str(&image),
+        "--time",
+        "2024-01-01T00:00:00Z",
+    ]);
+    let (code, stderr, output) = run(&tool, &["cat", "vm/1"]);
+    assert!(code == 0 && output.stdout == noise(5 << 20, 4), "{stderr}");
+}
+
+#[test]
+fn include_restores_only_matching_entries_with_their_directories_metadata() {
+    let temp = tempfile::tempdir().unwrap();
+    let tool = new_store(temp.path());
+    let source = temp.path().join("src");
+    fs::create_dir_all(source.join("etc")).unwrap();
+    fs::create_dir_all(source.join("var/log")).unwrap();
+    fs::write(source.join("etc/hosts"), b"hosts").unwrap();
+    fs::write(source.join("etc/passwd"), b"passwd").unwrap();
+    fs::write(source.join("var/log/x"), b"x").unwrap();
+    fs::set_permissions(source.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
+    backup(&tool, "host/a", &source, "2024-01-01T00:00:00Z");
+
+    let target = temp.path().join("one");
+    let args = [
+        "restore",
+        "host/a",
+        path_str(&target),
+        "--include",
+        "etc/h*",
+    ];
+    let (code, stderr, _) = run(&tool, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let mut got: Vec<PathBuf> = walk(&target)
+        .iter()
+        .map(|path| path.strip_prefix(&target).unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, [PathBuf::from("etc"), PathBuf::from("etc/hosts")]);
+    let mode = fs::metadata(target.join("etc")).unwrap().mode() & 0o7777;
+    assert_eq!(
+        mode, 0o750,
+        "the directory made on the way has its archived mode"
+    );
+
+    let target = temp.path().join("subtree");
+    let args = ["restore", "host/a", path_str(&target), "--include", "var"];
+    let (code, stderr, _) = run(&tool, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fs::read(target.join("var/log/x")).unwrap(), b"x");
+    assert!(!target.join("etc").exists());
+}
