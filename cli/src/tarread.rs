@@ -542,7 +542,7 @@ impl Unpacker<'_> {
             }
         }
         // Parents before children in `dirs`; children get their metadata first.
-        dirs.sort_by(|a, b| a.0.len().cmp(&b.0.len()));
+        dirs.sort_by_key(|(parts, _)| parts.len());
         if let Some(root) = self.root.take() {
             for (parts, entry) in dirs.iter().rev() {
                 let name: PathBuf = parts
