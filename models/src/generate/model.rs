@@ -20,9 +20,11 @@
 //! | protect `t` on/off | `not-found` unless finished; else `ok` | protection set |
 //! | owner | `group-not-found` if the group is gone (either, if maybe); else `ok` | group notes set; the group exists, or not after `group-not-found` |
 //!
-//! Prune is two steps: its listing decides the set below from the state it sees; its removals
-//! come later and remove each decided snapshot that is still there and not protected (a
-//! decided snapshot somebody else forgot or protected meanwhile is no warning).
+//! Prune is several steps: its listing decides the set below from the state it sees; then each
+//! snapshot the store decided to remove is one step of its own, in the store's order (oldest
+//! first), which removes it if it is still there and not protected; one that somebody else
+//! forgot or protected meanwhile ends `not-found` or `protected` (no effect), one whose lock is
+//! held ends `busy`.
 //!
 //! Prune's set, newest first: unfinished snapshots newer than the newest finished one are
 //! kept, older unfinished ones removed; protected snapshots are kept and use no slot; the first
@@ -54,8 +56,6 @@ pub mod results {
     pub const GROUP_NOT_FOUND: &str = "group-not-found";
     /// A backup whose base vanished while it started (contention with a forget or prune).
     pub const BASE_VANISHED: &str = "base-vanished";
-    /// A prune some of whose removals failed busy (contention).
-    pub const WARNED: &str = "warned";
     /// A verify whose state could not be saved (the manifest lock was busy).
     pub const STATE_NOT_SAVED: &str = "state-not-saved";
     /// The snapshot was there without its manifest: a backup was writing it.
@@ -76,7 +76,6 @@ pub fn is_contention(result: &str) -> bool {
     [
         BUSY,
         BASE_VANISHED,
-        WARNED,
         STATE_NOT_SAVED,
         UNFINISHED,
         GROUP_VANISHED,
@@ -322,7 +321,7 @@ impl Model {
     /// Applies `op`, which ended with `result` (the model's own result, or for prune `removed`
     /// the snapshots it removed).
     pub fn apply(&mut self, op: &Op, result: &str, removed: &[i64]) {
-        if result != results::OK && result != results::WARNED {
+        if result != results::OK {
             if let (results::GROUP_NOT_FOUND, Op::Owner { group }) = (result, op) {
                 self.groups[*group].exists = Exists::No;
             }

@@ -25,33 +25,38 @@ pub struct Observed {
     pub op: Op,
     /// Its result class (see [`super::model::results`]), or `error: ...`.
     pub result: String,
-    /// Prune only: the snapshots it removed.
-    pub removed: Vec<i64>,
+    /// A prune's listing: the snapshots the store decided to remove, in removal order; one of
+    /// its removals: the one snapshot it tried to remove. Empty otherwise.
+    pub snapshots: Vec<i64>,
     /// Tick read before its first store call.
     pub start: u64,
     /// Tick read after its last store call.
     pub end: u64,
 }
 
-/// A prune is judged as two events: its listing decides what to remove, its removals happen
-/// later (the listing is taken without a lock and may be stale when it is used).
+/// A prune is judged as one event for its listing, which decides what to remove, and one event
+/// per snapshot it then tries to remove, in the order the store removes them: each removal is
+/// a forget of its own (its own locks, at its own time), and other operations may come between
+/// them. (Judged as one event, a reader that found the first removal done and a verify that ran
+/// before the last one cannot both be explained.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// The whole operation.
     Whole,
     /// A prune's listing and decision.
     PruneList,
-    /// A prune's removals.
+    /// One of a prune's removals (of [`Observed::snapshots`]`[0]`).
     PruneRemove,
 }
 
 impl Observed {
     /// `a<actor>.<step> <operation>`.
     pub fn label(&self) -> String {
-        let phase = match self.phase {
-            Phase::Whole => "",
-            Phase::PruneList => " (listing)",
-            Phase::PruneRemove => " (removals)",
+        let phase = match (self.phase, self.snapshots.first()) {
+            (Phase::Whole, _) => String::new(),
+            (Phase::PruneList, _) => format!(" (listing: remove {:?})", self.snapshots),
+            (Phase::PruneRemove, Some(time)) => format!(" (removal of {time})"),
+            (Phase::PruneRemove, None) => " (removal)".to_owned(),
         };
         format!("a{}.{} {:?}{phase}", self.actor, self.step, self.op)
     }

@@ -8,9 +8,9 @@
 //! order. The search is a depth-first walk over such orders; at each step the next operation's
 //! observed result must be the model's result, or a contention outcome that a conflicting
 //! operation overlapping it in real time explains (it then has no effect, except a prune's
-//! partial removals). A prune is two events, its listing and its removals
-//! ([`super::observe::Phase`]), so other operations may come between them. A contention outcome with no such overlapping operation fails at once
-//! (liveness).
+//! partial removals). A prune is one event for its listing and one per snapshot it tries to
+//! remove ([`super::observe::Phase`]), so other operations may come between them. A contention
+//! outcome with no such overlapping operation fails at once (liveness).
 
 use super::case::Op;
 use super::model::{self, Exists, Model, results};
@@ -102,8 +102,10 @@ impl Search<'_> {
                 let mut expected = model.result(&op.op).to_owned();
                 if let Op::Prune { group, keep_last } = &op.op {
                     let set = model.prune_set(*group, *keep_last);
-                    expected =
-                        format!("{expected}` removing {set:?}, it removed {:?}`", op.removed);
+                    expected = format!(
+                        "{expected}` removing {set:?}; the store's event was on {:?}`",
+                        op.snapshots
+                    );
                 }
                 self.note(
                     order,
@@ -136,31 +138,35 @@ impl Search<'_> {
         let result = op.result.as_str();
         match &op.op {
             Op::Prune { group, keep_last }
-                if result == results::OK || result == results::WARNED =>
+                if op.phase == Phase::PruneList && result == results::OK =>
             {
-                if op.phase == Phase::PruneList {
-                    let set = model.prune_set(*group, *keep_last);
-                    if !op.removed.iter().all(|time| set.contains(time)) {
-                        return None;
-                    }
-                    after.decided.insert(op.actor, set);
-                } else {
-                    let set = after.decided.remove(&op.actor)?;
-                    for time in &op.removed {
-                        if !after.removable(*group, *time) {
+                let set = model.prune_set(*group, *keep_last);
+                // A snapshot the model would remove that the store did not even try: only a
+                // forget, prune or protect overlapping in time (that took it first, later in
+                // this order) explains that.
+                let untried = set.iter().any(|time| !op.snapshots.contains(time));
+                if untried && !self.overlapping_remover(op, *group) {
+                    return None;
+                }
+                after.decided.insert(op.actor, set);
+            }
+            Op::Prune { group, .. } if op.phase == Phase::PruneRemove => {
+                let time = *op.snapshots.first()?;
+                let there = model.groups[*group].snapshots.get(&time);
+                match result {
+                    results::OK => {
+                        let decided = after.decided.get(&op.actor)?;
+                        if !decided.contains(&time) || !after.removable(*group, time) {
                             return None;
                         }
-                        after.remove(*group, *time);
+                        after.remove(*group, time);
                     }
-                    // A decided snapshot still there and removable was left: only a warning
-                    // (a busy removal) explains that, or an overlapping forget, prune or
-                    // protect that took it first (it comes later in this order).
-                    let left = set
-                        .iter()
-                        .any(|time| !op.removed.contains(time) && after.removable(*group, *time));
-                    if left && result != results::WARNED && !self.overlapping_remover(op, *group) {
-                        return None;
-                    }
+                    // Forgotten, or protected, by an operation that came first in this order.
+                    results::NOT_FOUND if there.is_none() => {}
+                    results::PROTECTED if there.is_some_and(|snap| snap.protected) => {}
+                    // Excused by `liveness`: no effect.
+                    _ if model::is_contention(result) => {}
+                    _ => return None,
                 }
             }
             Op::Owner { group }

@@ -135,8 +135,16 @@ fn plant<S: SyncFamily>(
     Ok(())
 }
 
-/// Runs one operation: its result class and, for prune, what it removed.
-fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> (String, Vec<i64>) {
+/// One judged event of an operation: its phase, result class and snapshots (see
+/// [`Observed::snapshots`]).
+type Event = (Phase, String, Vec<i64>);
+
+fn whole(result: String) -> Vec<Event> {
+    vec![(Phase::Whole, result, Vec::new())]
+}
+
+/// Runs one operation: its judged events (one, or a prune's listing and removals).
+fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> Vec<Event> {
     let class = |result: Result<(), Error>| match result {
         Ok(()) => results::OK.to_owned(),
         Err(err) => error_class(err),
@@ -150,41 +158,35 @@ fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> (S
         } => {
             let result = target(group, time)
                 .and_then(|dir| backup_snapshot(store, &dir, OWNER, &specs(archives)).map(drop));
-            (class(result), Vec::new())
+            whole(class(result))
         }
-        Op::Reader { group, time } => (
-            class(target(group, time).and_then(|dir| read_all(store, &dir))),
-            Vec::new(),
-        ),
+        Op::Reader { group, time } => whole(class(
+            target(group, time).and_then(|dir| read_all(store, &dir)),
+        )),
         Op::Gc { cutoff } => {
             let options = GcOptions {
                 cutoff: Duration::from_secs(*cutoff as u64),
                 atime_safety_check: false,
                 ..GcOptions::default()
             };
-            (
-                class(store.garbage_collection(&options).map(drop)),
-                Vec::new(),
-            )
+            whole(class(store.garbage_collection(&options).map(drop)))
         }
-        Op::Forget { group, time } => (
-            class(target(group, time).and_then(|dir| store.forget_snapshot(&dir))),
-            Vec::new(),
-        ),
+        Op::Forget { group, time } => whole(class(
+            target(group, time).and_then(|dir| store.forget_snapshot(&dir)),
+        )),
         Op::Prune { group, keep_last } => prune(store, &groups[*group], *keep_last),
-        Op::Verify { group, time } => match target(group, time) {
-            Ok(dir) => (verify(store, &dir), Vec::new()),
-            Err(err) => (error_class(err), Vec::new()),
-        },
+        Op::Verify { group, time } => whole(match target(group, time) {
+            Ok(dir) => verify(store, &dir),
+            Err(err) => error_class(err),
+        }),
         Op::Notes { group, time } => {
             let result = target(group, time)
                 .and_then(|dir| store.set_snapshot_notes(&dir, &notes_text(*time)));
-            (class(result), Vec::new())
+            whole(class(result))
         }
-        Op::Protect { group, time, on } => (
-            class(target(group, time).and_then(|dir| store.set_protection(&dir, *on))),
-            Vec::new(),
-        ),
+        Op::Protect { group, time, on } => whole(class(
+            target(group, time).and_then(|dir| store.set_protection(&dir, *on)),
+        )),
         Op::Owner { group } => {
             let group = &groups[*group];
             let result = store
@@ -192,9 +194,9 @@ fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> (S
                 .and_then(|()| store.set_group_notes(group, OWNER_NOTES));
             match result {
                 Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                    (results::GROUP_VANISHED.to_owned(), Vec::new())
+                    whole(results::GROUP_VANISHED.to_owned())
                 }
-                result => (class(result), Vec::new()),
+                result => whole(class(result)),
             }
         }
     }
@@ -231,30 +233,36 @@ fn read_all<W: World>(store: &Datastore<W>, dir: &BackupDir) -> Result<(), Error
     Ok(())
 }
 
-fn prune<W: World>(
-    store: &Datastore<W>,
-    group: &BackupGroup,
-    keep_last: u32,
-) -> (String, Vec<i64>) {
+fn prune<W: World>(store: &Datastore<W>, group: &BackupGroup, keep_last: u32) -> Vec<Event> {
     let report = match prune_keep_last(store, group, keep_last) {
         Ok(report) => report,
-        Err(err) => return (error_class(err), Vec::new()),
+        Err(err) => return vec![(Phase::PruneList, error_class(err), Vec::new())],
     };
-    let mut result = results::OK;
-    let mut removed = Vec::new();
-    for entry in &report.entries {
-        match &entry.outcome {
-            PruneOutcome::Removed => removed.push(entry.info.dir.time.epoch()),
-            PruneOutcome::NotRemoved(err) if err.is_contention() => result = results::WARNED,
-            // Forgotten or protected by somebody else after prune listed it: in the serial
-            // order that operation came first.
-            PruneOutcome::NotRemoved(Error::SnapshotNotFound(_) | Error::Protected(_)) => {}
-            PruneOutcome::NotRemoved(err) => return (format!("error: prune: {err}"), removed),
-            PruneOutcome::Kept | PruneOutcome::WouldRemove => {}
-        }
+    // The store removes the marked snapshots oldest first (its entries are newest first).
+    let marked: Vec<_> = report
+        .entries
+        .iter()
+        .rev()
+        .filter(|entry| !entry.mark.keep())
+        .collect();
+    let times: Vec<i64> = marked.iter().map(|e| e.info.dir.time.epoch()).collect();
+    let mut events = vec![(Phase::PruneList, results::OK.to_owned(), times)];
+    for entry in marked {
+        let result = match &entry.outcome {
+            PruneOutcome::Removed => results::OK.to_owned(),
+            PruneOutcome::NotRemoved(err) if err.is_contention() => results::BUSY.to_owned(),
+            PruneOutcome::NotRemoved(Error::SnapshotNotFound(_)) => results::NOT_FOUND.to_owned(),
+            PruneOutcome::NotRemoved(Error::Protected(_)) => results::PROTECTED.to_owned(),
+            PruneOutcome::NotRemoved(err) => format!("error: prune: {err}"),
+            other => format!("error: prune left a marked snapshot as {other:?}"),
+        };
+        events.push((
+            Phase::PruneRemove,
+            result,
+            vec![entry.info.dir.time.epoch()],
+        ));
     }
-    removed.sort_unstable();
-    (result.to_owned(), removed)
+    events
 }
 
 fn verify<W: World>(store: &Datastore<W>, dir: &BackupDir) -> String {
@@ -291,26 +299,26 @@ fn run_actor<S: SyncFamily>(state: &GeneratedState<S>, actor: usize) -> Outcome 
             store.world().advance(item.advance);
         }
         let start = state.ticks.fetch_add(1, Ordering::SeqCst);
-        let (result, removed) = run_op(store, &state.groups, &item.op);
+        let events = run_op(store, &state.groups, &item.op);
         let end = state.ticks.fetch_add(1, Ordering::SeqCst);
         last.push_str(if last.is_empty() { "" } else { "," });
-        last.push_str(&result);
-        let phases: &[Phase] = match item.op {
-            Op::Prune { .. } => &[Phase::PruneList, Phase::PruneRemove],
-            _ => &[Phase::Whole],
-        };
+        let results: Vec<&str> = events
+            .iter()
+            .map(|(_, result, _)| result.as_str())
+            .collect();
+        last.push_str(&results.join("+"));
         let mut observed = state
             .observed
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for phase in phases {
+        for (phase, result, snapshots) in events {
             observed.push(Observed {
                 actor,
                 step,
-                phase: *phase,
+                phase,
                 op: item.op.clone(),
-                result: result.clone(),
-                removed: removed.clone(),
+                result,
+                snapshots,
                 start,
                 end,
             });
