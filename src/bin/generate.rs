@@ -17,6 +17,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use models::explorer::Explorer;
 use models::generate::hunt::{Found, Hunt};
 use models::generate::run::Generated;
 use models::shrink::Shrinker;
@@ -99,7 +100,10 @@ fn show(hunt: &Hunt, found: &Found, bug: Option<Bug>) -> usize {
         "failure of the shrunk case ({}):\n{}",
         failure.explorer, failure.message
     );
-    let scenario = Generated::new(failure.scenario.clone(), case.clone(), hunt.regressions);
+    // As the hunt ran it: the liveness phase only after random and loom executions.
+    let liveness = matches!(failure.explorer, Explorer::Random | Explorer::Loom { .. });
+    let scenario = Generated::new(failure.scenario.clone(), case.clone(), hunt.regressions)
+        .with_liveness(liveness);
     if failure.schedule.is_some() {
         match Shrinker::default().shrink_failure(&scenario, &failure) {
             Ok(shrunk) => {

@@ -73,6 +73,9 @@ impl DatastoreConfig {
     }
 }
 
+/// The inode numbers of a group's owner and notes files ([`Datastore::group_files`]).
+pub(crate) type GroupFiles = [Option<u64>; 2];
+
 /// The manifest's record of an index and what the index holds ([`Error::IndexMismatch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexMismatch {
@@ -711,12 +714,41 @@ impl<W: World> Datastore<W> {
         if self.exists(&path.join(PROTECTED_MARKER))? {
             return Err(Error::Protected(dir.clone()));
         }
+        // What the group holds besides its snapshots before this removal: the group is this
+        // forget's to remove only if nobody writes its owner or notes meanwhile.
+        let before = if crate::reverted!(
+            self.config().chunk_store.regressions,
+            GroupRemovalIgnoresNewerWrites
+        ) {
+            None
+        } else {
+            Some(self.group_files(&dir.group)?)
+        };
         self.remove_snapshot_dir(&path)?;
         if let Some(manifest_lock) = manifest_lock {
             manifest_lock.guard.remove(self.world())?;
         }
         snapshot_lock.guard.remove(self.world())?;
-        self.remove_group_if_empty(&dir.group)
+        self.remove_group_if_empty(&dir.group, before.as_ref())
+    }
+
+    /// The inode numbers of a group's owner and notes files (`None` for one that is
+    /// missing): they are only ever replaced by a rename, so a write gives a new inode.
+    pub(crate) fn group_files(&self, group: &BackupGroup) -> Result<GroupFiles, Error> {
+        let group_dir = self.group_path(group);
+        let mut inodes = [None; 2];
+        for (slot, name) in inodes
+            .iter_mut()
+            .zip([backup::OWNER_FILE_NAME, backup::GROUP_NOTES_FILE_NAME])
+        {
+            let path = group_dir.join(name);
+            *slot = self
+                .world()
+                .try_metadata(&path)
+                .map_err(Error::io("stat", &path))?
+                .map(|meta| meta.ino);
+        }
+        Ok(inodes)
     }
 
     /// Removes a snapshot directory, the manifest first: from the first unlink on the snapshot
@@ -762,32 +794,65 @@ impl<W: World> Datastore<W> {
         }
     }
 
-    fn remove_group_if_empty(&self, group: &BackupGroup) -> Result<(), Error> {
+    pub(crate) fn remove_group_if_empty(
+        &self,
+        group: &BackupGroup,
+        before: Option<&GroupFiles>,
+    ) -> Result<(), Error> {
         let group_lock = match self.lock_group(group) {
             Ok(lock) => lock,
             // A backup (or another remover) holds the group: it is not ours to remove.
             Err(err) if err.is_contention() => return Ok(()),
             Err(err) => return Err(err),
         };
-        self.remove_group_locked(&group_lock)
+        // Its owner or notes were written after this removal began (`before`: the group's
+        // files then): the group is the writer's now (in the serial order the write came
+        // after this forget), not ours to remove with what was just written.
+        self.remove_group_locked_unless_written(&group_lock, before)
     }
 
-    /// Removes a group's directory if it holds no snapshot, then its lock file (still held).
-    pub fn remove_group_locked(&self, group_lock: &GroupLock<W>) -> Result<(), Error> {
+    /// [`Datastore::remove_group_locked`], except that an emptied group whose owner or notes
+    /// differ from `before` is left in place.
+    fn remove_group_locked_unless_written(
+        &self,
+        group_lock: &GroupLock<W>,
+        before: Option<&GroupFiles>,
+    ) -> Result<(), Error> {
         let group_dir = self.group_path(&group_lock.group);
         let entries = self.list_dir_or_empty(&group_dir)?;
         if entries.iter().any(|entry| entry.kind == FileKind::Dir) {
             return Ok(());
         }
-        for entry in &entries {
+        if let Some(before) = before
+            && self.group_files(&group_lock.group)? != *before
+        {
+            return Ok(());
+        }
+        self.remove_listed_group(group_lock, &group_dir, &entries)
+    }
+
+    /// Removes a group's directory if it holds no snapshot, then its lock file (still held).
+    pub fn remove_group_locked(&self, group_lock: &GroupLock<W>) -> Result<(), Error> {
+        self.remove_group_locked_unless_written(group_lock, None)
+    }
+
+    /// Removes the files `entries` of the group directory, the directory, then the group's
+    /// lock file (still held).
+    fn remove_listed_group(
+        &self,
+        group_lock: &GroupLock<W>,
+        group_dir: &Path,
+        entries: &[crate::world::DirEntry],
+    ) -> Result<(), Error> {
+        for entry in entries {
             let file = group_dir.join(&entry.name);
             self.world()
                 .remove_file(&file)
                 .map_err(Error::io("unlink", &file))?;
         }
-        match self.world().remove_dir(&group_dir) {
+        match self.world().remove_dir(group_dir) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                return Err(Error::io("rmdir", &group_dir)(err));
+                return Err(Error::io("rmdir", group_dir)(err));
             }
             _ => {}
         }

@@ -127,6 +127,11 @@ pub enum Bug {
     /// time out: the backup fails busy and removes the snapshot it had published, with the
     /// notes another client was told were saved.
     FinishRelocksManifestForStats,
+    /// Forget (and each removal of prune) removes the group it emptied even when the group's
+    /// owner or notes were written after the snapshot was removed: an owner or notes update
+    /// that succeeded is lost with the group, by a forget that had already finished its
+    /// removal of the snapshot (found by the generator).
+    GroupRemovalIgnoresNewerWrites,
 }
 
 impl Bug {
@@ -164,6 +169,7 @@ impl Bug {
         Bug::GcAbortsOnDamagedUnfinishedIndex,
         Bug::SweepKeepsChunkTemps,
         Bug::FinishRelocksManifestForStats,
+        Bug::GroupRemovalIgnoresNewerWrites,
     ];
 
     fn bit(self) -> u64 {

@@ -68,6 +68,8 @@ const NOT_FOUND: &[Bug] = &[
     Bug::SweepKeepsChunkTemps,
     // Found at 20 executions per scheduler (its own test below), not at this budget.
     Bug::FinishRelocksManifestForStats,
+    // Found by a long hunt (seed 424242, case 876; its own test below), not at this budget.
+    Bug::GroupRemovalIgnoresNewerWrites,
 ];
 
 fn env_number(name: &str) -> Option<u64> {
@@ -168,4 +170,73 @@ fn the_finish_race_the_generator_found_stays_fixed() {
     assert!(reverted.found.is_some(), "the reverted fix was not found");
     let fixed = Hunt::new(1, 13, 20).run();
     assert!(fixed.found.is_none(), "the fixed store failed a case");
+}
+
+/// The race a long hunt found in the store (`Bug::GroupRemovalIgnoresNewerWrites`; seed
+/// 424242, case 876, shrunk): a forget removes the last snapshot of a group; while it has not
+/// yet removed the emptied group, another process sets the group's owner and notes (ok), a
+/// third sees the snapshot gone; then the forget removes the group with the owner and notes
+/// just written. The reverted fix is found; the fixed store passes the case.
+#[test]
+fn the_group_removal_race_a_long_hunt_found_stays_fixed() {
+    use models::generate::case::{ActorSpec, Archive, Case, Group, Op, Planted, Step};
+    let time = 1_701_641_301;
+    let step = |op| Step { advance: 1, op };
+    let archive = |fixed, chunks: &[u8]| Archive {
+        fixed,
+        chunks: chunks.to_vec(),
+    };
+    let case = Case {
+        processes: 2,
+        groups: vec![Group {
+            snapshots: vec![Planted {
+                time,
+                archives: vec![
+                    archive(true, &[5]),
+                    archive(false, &[4]),
+                    archive(false, &[0, 1, 3]),
+                ],
+                protected: false,
+                notes: false,
+            }],
+            unfinished: None,
+            notes: false,
+        }],
+        actors: vec![
+            ActorSpec {
+                process: 0,
+                steps: vec![step(Op::Forget { group: 0, time })],
+            },
+            ActorSpec {
+                process: 1,
+                steps: vec![step(Op::Owner { group: 0 })],
+            },
+            ActorSpec {
+                process: 1,
+                steps: vec![step(Op::Gc { cutoff: 86_700 })],
+            },
+            ActorSpec {
+                process: 1,
+                steps: vec![
+                    step(Op::Protect {
+                        group: 0,
+                        time,
+                        on: false,
+                    }),
+                    step(Op::Notes { group: 0, time }),
+                ],
+            },
+        ],
+    };
+    let reverted = Hunt::new(424_242, 1, 200)
+        .against(Regressions::none().with(Bug::GroupRemovalIgnoresNewerWrites));
+    let (_, failure) = reverted.explore("generated/group-removal-reverted", &case);
+    let failure = failure.expect("the reverted fix is found");
+    assert!(
+        failure.message.contains("vm/100 is gone"),
+        "{}",
+        failure.message
+    );
+    let (_, failure) = Hunt::new(424_242, 1, 200).explore("generated/group-removal", &case);
+    assert!(failure.is_none(), "{failure:?}");
 }

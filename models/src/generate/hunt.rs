@@ -87,6 +87,11 @@ impl Hunt {
         plan.limits.loom_max_iterations = self.executions * LOOM_FACTOR;
         let mut executions = 0;
         for explorer in &plan.explorers {
+            // PCT places its priority changes over the steps of a whole execution and URW
+            // weighs threads by their steps: the liveness phase's steps would dilute them, so
+            // it runs after the executions of the random scheduler and loom.
+            let liveness = matches!(explorer, Explorer::Random | Explorer::Loom { .. });
+            let scenario = scenario.clone().with_liveness(liveness);
             let exploration = plan.explore_with(&scenario, *explorer);
             executions += exploration.executions;
             if let Some(failure) = exploration.failure {

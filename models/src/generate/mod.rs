@@ -13,10 +13,14 @@
 //! * [`observe`]: the observed operations (result, real-time interval) and final state.
 //! * [`oracle`]: the search for a serial order consistent with real time that the model
 //!   explains, and the liveness rule for contention outcomes.
+//! * [`liveness`]: the phase after every execution: locks free, GC, a backup of every group
+//!   and a verify of every snapshot succeed, no temporary file left, exactly the referenced
+//!   chunks stored.
 //! * [`hunt`]: the runner (cases × explorers × executions), the case shrinker and the report.
 
 pub mod case;
 pub mod hunt;
+pub mod liveness;
 pub mod model;
 pub mod observe;
 pub mod oracle;

@@ -35,6 +35,8 @@ pub struct Generated {
     pub regressions: Regressions,
     /// The scenario name (identifies the case in failure records).
     pub name: String,
+    /// Run the liveness phase ([`super::liveness`]) after each execution.
+    pub liveness: bool,
 }
 
 impl Generated {
@@ -44,7 +46,13 @@ impl Generated {
             case: Arc::new(case),
             regressions,
             name: name.into(),
+            liveness: true,
         }
+    }
+
+    /// The same case with the liveness phase on or off.
+    pub fn with_liveness(self, liveness: bool) -> Generated {
+        Generated { liveness, ..self }
     }
 }
 
@@ -399,7 +407,11 @@ impl Scenario for Generated {
             self.case.actors.len(),
             &end,
         )
-        .map_err(ScenarioError::violation)
+        .map_err(ScenarioError::violation)?;
+        if !self.liveness {
+            return Ok(());
+        }
+        super::liveness::check(store, &state.groups).map_err(ScenarioError::violation)
     }
 
     fn loom(&self) -> bool {

@@ -1088,7 +1088,7 @@ impl<W: World> BackupSession<W> {
             let removed = if crate::reverted!(self.regressions(), B23CleanupRelocksGroup) {
                 // Race B23: a second handle on the group lock conflicts with our own, so the
                 // empty group is skipped as "in use".
-                let removed = self.store.remove_group_if_empty(&self.dir.group);
+                let removed = self.store.remove_group_if_empty(&self.dir.group, None);
                 drop(group_lock);
                 removed
             } else {
