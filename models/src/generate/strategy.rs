@@ -3,7 +3,8 @@
 //! Raw draws name groups and snapshots by small indexes; [`resolve`] turns them into a case
 //! with absolute times and existing groups, so every reference points at something the case
 //! can have: a planted snapshot, or the snapshot of one of the case's backups (which may not
-//! exist yet, or any more, when the operation runs).
+//! exist yet, or any more, when the operation runs). A quarter of the backups take such a
+//! time too (a re-created snapshot, or two backups of one time).
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -144,6 +145,15 @@ fn resolve(
                     let time = targets.get(target % targets.len().max(1)).copied();
                     let time = time.unwrap_or(T0 + 59);
                     let op = match kind {
+                        // One backup in four re-uses a time the case has: a planted snapshot's
+                        // (refused unless somebody forgot or pruned it first: a re-created
+                        // snapshot, as sync jobs and `--time` make) or another backup's (two
+                        // backups of one time).
+                        0 if arg == 3 && !targets.is_empty() => Op::Backup {
+                            group,
+                            time: targets[target % targets.len()],
+                            archives,
+                        },
                         0 => Op::Backup {
                             group,
                             time: next_time,
