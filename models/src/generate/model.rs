@@ -20,6 +20,10 @@
 //! | protect `t` on/off | `not-found` unless finished; else `ok` | protection set |
 //! | owner | `group-not-found` if the group is gone (either, if maybe); else `ok` | group notes set; the group exists, or not after `group-not-found` |
 //!
+//! The owner operation is two store calls, judged as two events with the rule above each: the
+//! owner (the group exists after `ok`) and then, if that succeeded, the group notes. A busy
+//! notes call leaves the owner set.
+//!
 //! Prune is several steps: its listing decides the set below from the state it sees; then each
 //! snapshot the store decided to remove is one step of its own, in the store's order (oldest
 //! first), which removes it if it is still there and not protected; one that somebody else

@@ -47,6 +47,10 @@ pub enum Phase {
     PruneList,
     /// One of a prune's removals (of [`Observed::snapshots`]`[0]`).
     PruneRemove,
+    /// The owner op's first call, setting the owner (its effect stays when the second fails).
+    OwnerSet,
+    /// The owner op's second call, setting the group notes.
+    GroupNotes,
 }
 
 impl Observed {
@@ -57,6 +61,8 @@ impl Observed {
             (Phase::PruneList, _) => format!(" (listing: remove {:?})", self.snapshots),
             (Phase::PruneRemove, Some(time)) => format!(" (removal of {time})"),
             (Phase::PruneRemove, None) => " (removal)".to_owned(),
+            (Phase::OwnerSet, _) => " (owner)".to_owned(),
+            (Phase::GroupNotes, _) => " (group notes)".to_owned(),
         };
         format!("a{}.{} {:?}{phase}", self.actor, self.step, self.op)
     }

@@ -189,6 +189,10 @@ impl Search<'_> {
             _ if model::is_contention(result) => {}
             _ => return None,
         }
+        // The owner op's first call sets the owner only: its group notes are the second's.
+        if let (Op::Owner { group }, Phase::OwnerSet) = (&op.op, op.phase) {
+            after.groups[*group].notes = model.groups[*group].notes.clone();
+        }
         Some(after)
     }
 

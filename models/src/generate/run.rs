@@ -196,16 +196,23 @@ fn run_op<W: World>(store: &Datastore<W>, groups: &[BackupGroup], op: &Op) -> Ve
             target(group, time).and_then(|dir| store.set_protection(&dir, *on)),
         )),
         Op::Owner { group } => {
+            // Two store calls, judged as two events: the owner stays set when the notes fail.
             let group = &groups[*group];
-            let result = store
-                .set_group_owner(group, OWNER)
-                .and_then(|()| store.set_group_notes(group, OWNER_NOTES));
-            match result {
+            let owner_class = |result: Result<(), Error>| match result {
                 Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                    whole(results::GROUP_VANISHED.to_owned())
+                    results::GROUP_VANISHED.to_owned()
                 }
-                result => whole(class(result)),
+                result => class(result),
+            };
+            let owner = owner_class(store.set_group_owner(group, OWNER));
+            if owner != results::OK {
+                return vec![(Phase::OwnerSet, owner, Vec::new())];
             }
+            let notes = owner_class(store.set_group_notes(group, OWNER_NOTES));
+            vec![
+                (Phase::OwnerSet, owner, Vec::new()),
+                (Phase::GroupNotes, notes, Vec::new()),
+            ]
         }
     }
 }
