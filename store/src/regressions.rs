@@ -132,6 +132,11 @@ pub enum Bug {
     /// that succeeded is lost with the group, by a forget that had already finished its
     /// removal of the snapshot (found by the generator).
     GroupRemovalIgnoresNewerWrites,
+    /// A backup session that fails (here: at the process locker, busy with another process's
+    /// GC) removes its group while it holds no snapshot even when the session did not claim
+    /// it: the owner and notes another client set on the group (on the directory a first
+    /// backup made before it had the group lock) are lost (found by the generator).
+    CleanupRemovesUnclaimedGroup,
 }
 
 impl Bug {
@@ -170,6 +175,7 @@ impl Bug {
         Bug::SweepKeepsChunkTemps,
         Bug::FinishRelocksManifestForStats,
         Bug::GroupRemovalIgnoresNewerWrites,
+        Bug::CleanupRemovesUnclaimedGroup,
     ];
 
     fn bit(self) -> u64 {

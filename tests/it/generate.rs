@@ -68,8 +68,10 @@ const NOT_FOUND: &[Bug] = &[
     Bug::SweepKeepsChunkTemps,
     // Found at 20 executions per scheduler (its own test below), not at this budget.
     Bug::FinishRelocksManifestForStats,
-    // Found by a long hunt (seed 424242, case 876; its own test below), not at this budget.
+    // Found by long hunts (seed 424242, cases 876 and 1000; their own tests below), not at
+    // this budget.
     Bug::GroupRemovalIgnoresNewerWrites,
+    Bug::CleanupRemovesUnclaimedGroup,
 ];
 
 fn env_number(name: &str) -> Option<u64> {
@@ -238,5 +240,73 @@ fn the_group_removal_race_a_long_hunt_found_stays_fixed() {
         failure.message
     );
     let (_, failure) = Hunt::new(424_242, 1, 200).explore("generated/group-removal", &case);
+    assert!(failure.is_none(), "{failure:?}");
+}
+
+/// The second race a long hunt found (`Bug::CleanupRemovesUnclaimedGroup`; seed 424242, case
+/// 1000 with re-used backup times, shrunk): a first backup makes the group directory before it
+/// has the group lock; another client sets the group's owner and notes on it; the backup then
+/// takes the lock, finds the owner (its own name), and fails at the process locker (a GC of
+/// the other process); its cleanup removed the group with the owner and notes just set.
+#[test]
+fn the_unclaimed_group_cleanup_race_stays_fixed() {
+    use models::generate::case::{ActorSpec, Archive, Case, Group, Op, Step};
+    let case = Case {
+        processes: 2,
+        groups: vec![Group {
+            snapshots: Vec::new(),
+            unfinished: None,
+            notes: false,
+        }],
+        actors: vec![
+            ActorSpec {
+                process: 0,
+                steps: vec![Step {
+                    advance: 0,
+                    op: Op::Gc { cutoff: 86_700 },
+                }],
+            },
+            ActorSpec {
+                process: 1,
+                steps: vec![
+                    Step {
+                        advance: 0,
+                        op: Op::Notes {
+                            group: 0,
+                            time: 1_701_728_120,
+                        },
+                    },
+                    Step {
+                        advance: 1,
+                        op: Op::Backup {
+                            group: 0,
+                            time: 1_701_728_360,
+                            archives: vec![Archive {
+                                fixed: true,
+                                chunks: vec![1],
+                            }],
+                        },
+                    },
+                ],
+            },
+            ActorSpec {
+                process: 0,
+                steps: vec![Step {
+                    advance: 0,
+                    op: Op::Owner { group: 0 },
+                }],
+            },
+        ],
+    };
+    let reverted = Hunt::new(424_242, 1, 500)
+        .against(Regressions::none().with(Bug::CleanupRemovesUnclaimedGroup));
+    let (_, failure) = reverted.explore("generated/unclaimed-cleanup-reverted", &case);
+    let failure = failure.expect("the reverted fix is found");
+    assert!(
+        failure.message.contains("vm/100 is gone"),
+        "{}",
+        failure.message
+    );
+    let (_, failure) = Hunt::new(424_242, 1, 500).explore("generated/unclaimed-cleanup", &case);
     assert!(failure.is_none(), "{failure:?}");
 }

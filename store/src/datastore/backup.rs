@@ -161,6 +161,9 @@ pub struct BackupSession<W: World> {
     next_writer: u64,
     // The locks, in the order they were taken. Each is `None` once released.
     group_lock: Option<GroupLock<W>>,
+    /// This session made or claimed the group (wrote its owner file): a failed session removes
+    /// it again while it holds no snapshot; a group somebody else owned is left alone.
+    claimed_group: bool,
     base_lock: Option<SnapshotLock<W>>,
     snapshot_lock: Option<SnapshotLock<W>>,
     process_guard: Option<SharedProcessGuard<W>>,
@@ -307,6 +310,7 @@ impl<W: World> Datastore<W> {
             token: self.world().unique_id(),
             next_writer: 0,
             group_lock: Some(group_lock),
+            claimed_group: created,
             base_lock,
             snapshot_lock: Some(snapshot_lock),
             process_guard: None,
@@ -1084,7 +1088,11 @@ impl<W: World> BackupSession<W> {
         if let Some(snapshot_lock) = self.snapshot_lock.take() {
             result = self.remove_own_snapshot(snapshot_lock);
         }
-        if let Some(group_lock) = self.group_lock.take() {
+        // A group this session did not claim (it existed with its owner, maybe set by
+        // somebody else while this start waited for the group lock) is not ours to remove.
+        let ours = self.claimed_group
+            || crate::reverted!(self.regressions(), CleanupRemovesUnclaimedGroup);
+        if let Some(group_lock) = self.group_lock.take().filter(|_| ours) {
             let removed = if crate::reverted!(self.regressions(), B23CleanupRelocksGroup) {
                 // Race B23: a second handle on the group lock conflicts with our own, so the
                 // empty group is skipped as "in use".
