@@ -228,6 +228,9 @@ impl fmt::Display for Failure {
 /// as values. Call it before every exploration: shuttle wraps the hook it finds on its first
 /// run with one that prints the failing task, and replacing the hook again removes that wrapper.
 pub fn quiet_panics() {
+    if std::env::var_os("EXPLORE_SHOW_PANICS").is_some() {
+        return;
+    }
     std::panic::set_hook(Box::new(|_| {}));
 }
 

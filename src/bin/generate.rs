@@ -100,8 +100,8 @@ fn show(hunt: &Hunt, found: &Found, bug: Option<Bug>) -> usize {
         "failure of the shrunk case ({}):\n{}",
         failure.explorer, failure.message
     );
-    // As the hunt ran it: the liveness phase only after random and loom executions.
-    let liveness = matches!(failure.explorer, Explorer::Random | Explorer::Loom { .. });
+    // As the hunt ran it: the liveness phase only after random executions.
+    let liveness = failure.explorer == Explorer::Random;
     let scenario = Generated::new(failure.scenario.clone(), case.clone(), hunt.regressions)
         .with_liveness(liveness);
     if failure.schedule.is_some() {
@@ -221,8 +221,8 @@ fn replay_command(args: &Args) -> ExitCode {
 
 fn main() -> ExitCode {
     // Failing executions panic by design (the explorers catch it); their messages are printed
-    // with the failure, not by the default hook.
-    std::panic::set_hook(Box::new(|_| {}));
+    // with the failure, not by the default hook (`EXPLORE_SHOW_PANICS=1` keeps it).
+    models::failure::quiet_panics();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse(&args) {
         Ok(args) => args,
