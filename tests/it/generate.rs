@@ -31,6 +31,7 @@ const SWITCH_CASES: u64 = 60;
 
 /// The switches the generator finds within [`SWITCH_CASES`] cases of seed 1.
 const FOUND: &[Bug] = &[
+    Bug::B1WriterCutoffIgnored,
     Bug::B2CutoffAtSweepStart,
     Bug::B3BaseNotPinned,
     Bug::B4DuplicateInsertNoTouch,
@@ -47,7 +48,6 @@ const FOUND: &[Bug] = &[
 
 /// The switches it does not find within that budget.
 const NOT_FOUND: &[Bug] = &[
-    Bug::B1WriterCutoffIgnored,
     Bug::B10LockerKeepsReadLock,
     Bug::B11GcToleratesTouchErrors,
     Bug::B13SecondProcessLocker,
@@ -58,6 +58,7 @@ const NOT_FOUND: &[Bug] = &[
     Bug::B21RenameOutsideMutex,
     Bug::B37OwnerWriteLeavesGroup,
     Bug::GcRelistIgnoresUnfinished,
+    // Found at case 116 of seed 1 (`generate switches --cases 200`), not within this budget.
     Bug::StartTrustsMkdirBeforeLock,
     Bug::ManifestBeforeIndexSync,
     Bug::SyncfsAfterManifest,
