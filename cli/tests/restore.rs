@@ -162,15 +162,16 @@ fn names_link_targets_and_xattrs_with_any_byte_round_trip() {
     );
 }
 
+/// The datastore at `path`, opened through the library (as another program would).
+fn open_store(path: &Path) -> Datastore<RealWorld> {
+    let config = DatastoreConfig::new(ChunkStoreConfig::new(PrefixFanout::new(1).unwrap()));
+    Datastore::open(RealWorld::new(), path, config).unwrap()
+}
+
 /// A snapshot written by another client through the library: its chunks are sound, but the
 /// stream in them is not an archive that restores.
 fn plant_stream(store: &Path, dir: &str, stream: Vec<u8>) {
-    let datastore = Datastore::open(
-        RealWorld::new(),
-        store,
-        DatastoreConfig::new(ChunkStoreConfig::new(PrefixFanout::new(1).unwrap())),
-    )
-    .unwrap();
+    let datastore = open_store(store);
     let dir = BackupDir::from_relative_path(dir).unwrap();
     let archive = ArchiveSpec::new("root.tar.didx", vec![stream]);
     backup_snapshot(&datastore, &dir, "root@local", &[archive]).unwrap();
@@ -394,12 +395,7 @@ fn what_is_in_the_way_is_replaced_only_as_overwrite_allows() {
 
 /// The chunk files of the snapshot's index whose data lies inside `data`.
 fn chunks_inside(store: &Path, dir: &str, data: &[u8]) -> Vec<PathBuf> {
-    let datastore = Datastore::open(
-        RealWorld::new(),
-        store,
-        DatastoreConfig::new(ChunkStoreConfig::new(PrefixFanout::new(1).unwrap())),
-    )
-    .unwrap();
+    let datastore = open_store(store);
     let dir = BackupDir::from_relative_path(dir).unwrap();
     let index = IndexFile::open(
         datastore.world(),
@@ -493,12 +489,7 @@ fn damage_among_small_files_loses_only_the_entries_in_it() {
         fs::write(source.join(format!("{i:03}")), data).unwrap();
     }
     backup(&tool, "host/a", &source, "2024-01-01T00:00:00Z");
-    let datastore = Datastore::open(
-        RealWorld::new(),
-        &tool.store,
-        DatastoreConfig::new(ChunkStoreConfig::new(PrefixFanout::new(1).unwrap())),
-    )
-    .unwrap();
+    let datastore = open_store(&tool.store);
     let dir = BackupDir::from_relative_path("host/a/2024-01-01T00:00:00Z").unwrap();
     let index = IndexFile::open(
         datastore.world(),
