@@ -311,3 +311,58 @@ fn the_unclaimed_group_cleanup_race_stays_fixed() {
     let (_, failure) = Hunt::new(424_242, 1, 500).explore("generated/unclaimed-cleanup", &case);
     assert!(failure.is_none(), "{failure:?}");
 }
+
+/// The liveness phase passes on a store that cleaned up after itself and fails on each kind of
+/// leftover: a held lock, a temporary file, a referenced chunk gone.
+#[test]
+fn the_liveness_phase_fails_on_leftovers() {
+    use models::generate::liveness;
+    use models::generate::run::group_of;
+    use models::scenarios::new_datastore;
+    use sim::SimWorld;
+    use store::backup_info::{BackupDir, BackupTime};
+    use store::datastore::backup::{ArchiveSpec, backup_snapshot};
+    use store::sync::StdSync;
+    use store::world::{LockMode, OpenOptions, World};
+
+    let fresh = || {
+        let world = SimWorld::<StdSync>::new(7);
+        world.set_time(models::generate::case::T0);
+        let store = new_datastore(&world, Regressions::none()).expect("datastore");
+        let dir = BackupDir::new(
+            group_of(0),
+            BackupTime::from_epoch(models::generate::case::T0).unwrap(),
+        );
+        let archive = ArchiveSpec::new("a.didx", vec![b"some chunk".to_vec()]);
+        backup_snapshot(&store, &dir, "gen@pam", &[archive]).expect("backup");
+        (world, store, dir)
+    };
+    let groups = [group_of(0)];
+
+    let (_, store, _) = fresh();
+    liveness::check(&store, &groups).expect("a clean store passes");
+
+    let (_, store, dir) = fresh();
+    let held = store.lock_snapshot(&dir, LockMode::Shared).expect("lock");
+    let err = liveness::check(&store, &groups).expect_err("a held lock fails");
+    assert!(err.contains("a lock is still held"), "{err}");
+    drop(held);
+
+    let (world, store, dir) = fresh();
+    let temp = store
+        .snapshot_path(&dir)
+        .join("a.didx.tmp_0000000000000abc");
+    world
+        .open(&temp, OpenOptions::create_new())
+        .expect("temp file");
+    let err = liveness::check(&store, &groups).expect_err("a temporary file fails");
+    assert!(err.contains("temporary file"), "{err}");
+
+    let (world, store, _) = fresh();
+    let digest = store::digest::Digest::of(b"some chunk");
+    world
+        .remove_file(&store.chunk_store().chunk_path(&digest))
+        .expect("remove the chunk");
+    let err = liveness::check(&store, &groups).expect_err("a lost chunk fails");
+    assert!(err.contains("verify") || err.contains("gone"), "{err}");
+}
