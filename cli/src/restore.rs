@@ -14,7 +14,9 @@ use crate::archive::ChunkStream;
 use crate::commands::{Outcome, Store, existing_group, open};
 use crate::exit::CliError;
 use crate::paxread::{Damage, Kind, PaxReader, ReadError};
-use crate::tarread::{Options, Report, entry_json, entry_line, list_entries, quote, unpack};
+use crate::tarread::{
+    Options, Report, clean, entry_json, entry_line, list_entries, quote, stream_failure, unpack,
+};
 use crate::{Cli, progress};
 
 /// The archive being read.
@@ -55,12 +57,12 @@ pub struct BadChunk {
 /// zeros, so the consumer can go on past them; each is listed in the returned `BadChunk`s.
 pub fn read_archive<T>(
     cli: &Cli,
+    store: &Store,
     snapshot: &str,
     archive: Option<&str>,
     consume: impl FnOnce(&mut dyn Read, &Opened, Damage) -> Result<T, CliError>,
 ) -> Result<(Opened, T, Vec<BadChunk>), CliError> {
-    let store = open(cli)?;
-    let dir = resolve_snapshot(&store, snapshot)?;
+    let dir = resolve_snapshot(store, snapshot)?;
     let mut reader = store
         .open_reader(&dir)
         .map_err(|err| naming(err, &dir, MANIFEST))?;
@@ -178,18 +180,24 @@ pub fn restore(
     archive: Option<&str>,
     options: &Options,
 ) -> Result<Outcome, CliError> {
-    let (opened, report, bad) = read_archive(cli, snapshot, archive, |stream, opened, damage| {
-        if opened.dynamic {
-            unpack(stream, damage, Some(target), options)
-        } else if !options.includes.is_empty() {
-            Err(CliError::BadInput(format!(
-                "{} is an image: --include applies to directory archives",
-                opened.archive
-            )))
-        } else {
-            write_image(stream, target, opened.total).map(|()| Report::default())
-        }
-    })?;
+    let (opened, report, bad) = read_archive(
+        cli,
+        &open(cli)?,
+        snapshot,
+        archive,
+        |stream, opened, damage| {
+            if opened.dynamic {
+                unpack(stream, damage, Some(target), options)
+            } else if !options.includes.is_empty() {
+                Err(CliError::BadInput(format!(
+                    "{} is an image: --include applies to directory archives",
+                    opened.archive
+                )))
+            } else {
+                write_image(stream, target, opened.total).map(|()| Report::default())
+            }
+        },
+    )?;
     let mut codes: Vec<u8> = bad.iter().map(|chunk| chunk.error.code()).collect();
     codes.push(report.code());
     let bad: Vec<String> = bad.iter().map(|chunk| chunk.error.to_string()).collect();
@@ -234,8 +242,12 @@ pub fn restore(
 
 /// Runs `chunkstore ls`: the entries of a directory archive (as many as can be read).
 pub fn ls(cli: &Cli, snapshot: &str, archive: Option<&str>) -> Result<Outcome, CliError> {
-    let (opened, (entries, problems), bad) =
-        read_archive(cli, snapshot, archive, |stream, opened, damage| {
+    let (opened, (entries, problems), bad) = read_archive(
+        cli,
+        &open(cli)?,
+        snapshot,
+        archive,
+        |stream, opened, damage| {
             if !opened.dynamic {
                 return Err(CliError::BadInput(format!(
                     "{} is an image, not a directory archive",
@@ -243,7 +255,8 @@ pub fn ls(cli: &Cli, snapshot: &str, archive: Option<&str>) -> Result<Outcome, C
                 )));
             }
             list_entries(stream, damage)
-        })?;
+        },
+    )?;
     let mut codes: Vec<u8> = bad.iter().map(|chunk| chunk.error.code()).collect();
     let bad: Vec<String> = bad.iter().map(|chunk| chunk.error.to_string()).collect();
     for line in &bad {
@@ -267,8 +280,7 @@ pub fn ls(cli: &Cli, snapshot: &str, archive: Option<&str>) -> Result<Outcome, C
 
 /// Reads every index archive of `dir` back as a restore would, writing nothing: the problems
 /// that would make a restore of it fail or lose data.
-pub fn check_archives(cli: &Cli, dir: &BackupDir) -> Result<Vec<String>, CliError> {
-    let store = open(cli)?;
+pub fn check_archives(cli: &Cli, store: &Store, dir: &BackupDir) -> Result<Vec<String>, CliError> {
     let names: Vec<String> = {
         let reader = store.open_reader(dir)?;
         reader
@@ -279,11 +291,11 @@ pub fn check_archives(cli: &Cli, dir: &BackupDir) -> Result<Vec<String>, CliErro
             .filter(|name| ArchiveKind::from_name(name).is_some_and(|kind| kind.is_index()))
             .collect()
     };
-    drop(store);
     let mut problems = Vec::new();
     for name in names {
         let (_, report, bad) = read_archive(
             cli,
+            store,
             &dir.to_string(),
             Some(&name),
             |stream, opened, damage| {
@@ -338,21 +350,21 @@ pub fn cat(
 ) -> Result<ExitCode, CliError> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let (_, damaged_file, bad) =
-        read_archive(
-            cli,
-            snapshot,
-            archive,
-            |stream, opened, damage| match path {
-                None => copy_out(stream, &mut out).map(|()| None),
-                Some(path) if !opened.dynamic => Err(CliError::BadInput(format!(
-                    "{} is an image: `cat` without {} writes it whole",
-                    opened.archive,
-                    path.display()
-                ))),
-                Some(path) => cat_file(stream, damage, path, &mut out, opened),
-            },
-        )?;
+    let (_, damaged_file, bad) = read_archive(
+        cli,
+        &open(cli)?,
+        snapshot,
+        archive,
+        |stream, opened, damage| match path {
+            None => copy_out(stream, &mut out).map(|()| None),
+            Some(path) if !opened.dynamic => Err(CliError::BadInput(format!(
+                "{} is an image: `cat` without {} writes it whole",
+                opened.archive,
+                path.display()
+            ))),
+            Some(path) => cat_file(stream, damage, path, &mut out, opened),
+        },
+    )?;
     match out.flush() {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
             return Err(CliError::Failure(format!("writing to stdout: {err}")));
@@ -391,18 +403,16 @@ fn cat_file(
     out: &mut impl Write,
     opened: &Opened,
 ) -> Result<Option<String>, CliError> {
-    let wanted = clean_name(path);
+    let wanted = clean(path);
     let mut reader = PaxReader::with_damage(stream, damage.clone());
     loop {
         let entry = match reader.next_entry() {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            Err(ReadError::Io(err)) => {
-                return Err(CliError::Failure(format!("reading the archive: {err}")));
-            }
+            Err(ReadError::Io(err)) => return Err(stream_failure(err)),
             Err(_) => continue,
         };
-        if clean_name(&entry.name) != wanted {
+        if clean(&entry.name) != wanted {
             continue;
         }
         if entry.kind != Kind::Regular {
@@ -429,11 +439,4 @@ fn cat_file(
         opened.archive,
         opened.dir
     )))
-}
-
-/// A path without `.` components or a leading `/` (as the user may write it).
-fn clean_name(path: &Path) -> std::path::PathBuf {
-    path.components()
-        .filter(|part| matches!(part, std::path::Component::Normal(_)))
-        .collect()
 }

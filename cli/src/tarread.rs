@@ -114,11 +114,27 @@ fn fnmatch(pattern: &CStr, subject: &Path) -> bool {
     unsafe { libc::fnmatch(pattern.as_ptr(), subject.as_ptr(), 0) == 0 }
 }
 
-/// The entry's name without a leading `./` (as patterns and messages use it).
-fn clean(name: &Path) -> PathBuf {
+/// A path of plain names only: no `.` components and no leading `/` (as patterns, messages
+/// and `cat` compare entry names).
+pub fn clean(name: &Path) -> PathBuf {
     name.components()
-        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .filter(|part| matches!(part, std::path::Component::Normal(_)))
         .collect()
+}
+
+/// A stream that cannot be read stops the whole unpack or listing.
+pub fn stream_failure(err: io::Error) -> CliError {
+    CliError::Failure(format!("reading the archive: {err}"))
+}
+
+/// The damage of a stream that ended without its end-of-archive marker (cut short), if so.
+fn missing_marker<R: Read>(reader: &PaxReader<R>) -> Option<String> {
+    (!reader.marked_end()).then(|| {
+        format!(
+            "the archive stream ends at byte {} without its end-of-archive marker",
+            reader.offset()
+        )
+    })
 }
 
 /// One unpack: the reader state and what has been done.
@@ -176,9 +192,7 @@ pub fn unpack(
         let entry = match reader.next_entry() {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            Err(ReadError::Io(err)) => {
-                return Err(CliError::Failure(format!("reading the archive: {err}")));
-            }
+            Err(ReadError::Io(err)) => return Err(stream_failure(err)),
             Err(ReadError::Lost { range }) => {
                 unpacker.report.damaged.push(format!(
                     "entries in stream bytes {}..{} lost: their headers are in damaged chunks",
@@ -213,12 +227,7 @@ pub fn unpack(
             ));
         }
     }
-    if !reader.marked_end() {
-        unpacker.report.damaged.push(format!(
-            "the archive stream ends at byte {} without its end-of-archive marker",
-            reader.offset()
-        ));
-    }
+    unpacker.report.damaged.extend(missing_marker(&reader));
     unpacker.finish();
     Ok(unpacker.report)
 }
@@ -629,18 +638,11 @@ pub fn list_entries(
         match reader.next_entry() {
             Ok(Some(entry)) => all.push(entry),
             Ok(None) => break,
-            Err(ReadError::Io(err)) => {
-                return Err(CliError::Failure(format!("reading the archive: {err}")));
-            }
+            Err(ReadError::Io(err)) => return Err(stream_failure(err)),
             Err(err) => problems.push(err.to_string()),
         }
     }
-    if !reader.marked_end() {
-        problems.push(format!(
-            "the archive stream ends at byte {} without its end-of-archive marker",
-            reader.offset()
-        ));
-    }
+    problems.extend(missing_marker(&reader));
     Ok((all, problems))
 }
 

@@ -139,7 +139,7 @@ fn read_back(
     options: &VerifyOptions,
     dir: &BackupDir,
 ) -> Option<(Class, String, Vec<String>)> {
-    let problems = match crate::restore::check_archives(cli, dir) {
+    let problems = match crate::restore::check_archives(cli, store, dir) {
         Ok(problems) if problems.is_empty() => return None,
         Ok(problems) => problems,
         Err(CliError::Busy(_)) => {

@@ -12,12 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod common;
-use common::{Tool, describe, noise};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::{Tool, describe, is_root, noise};
 
 /// Type, mode, owner, link count, size, mtime with nanoseconds and link target of every entry.
 fn listing(root: &Path) -> String {

@@ -9,12 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::{Tool, describe, noise, walk};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::{Mount, Tool, describe, is_root, mount_tmpfs, noise, walk};
 
 /// A datastore with one snapshot `host/a/2024-01-01T00:00:00Z` of a small tree.
 fn store_with_snapshot(temp: &Path) -> Tool {
@@ -157,15 +152,6 @@ fn verify_tells_unfinished_and_unreadable_from_damaged() {
     assert!(!text.contains("damaged"), "{text}");
 }
 
-/// A mount, unmounted when dropped.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// Bind-mounts `dir` read-only at `at`; `None` (with the reason printed) where mount is refused.
 fn read_only_mount(dir: &Path, at: &Path) -> Option<Mount> {
     if !is_root() {
@@ -233,20 +219,9 @@ fn init_out_of_inodes_leaves_nothing_behind() {
     let temp = tempfile::tempdir().unwrap();
     let small = temp.path().join("small");
     fs::create_dir_all(&small).unwrap();
-    if !is_root() {
-        println!("skipped: not root, no tmpfs mount");
+    let Some(_mount) = mount_tmpfs(&small, "size=2m,nr_inodes=100") else {
         return;
-    }
-    let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m,nr_inodes=100", "tmpfs"])
-        .arg(&small)
-        .output()
-        .unwrap();
-    if !mount.status.success() {
-        println!("skipped: mount refused here: {}", describe(&mount));
-        return;
-    }
-    let _mount = Mount(small.clone());
+    };
     let tool = Tool {
         store: small.join("store"),
     };
@@ -391,20 +366,9 @@ fn no_space_for_an_index_is_a_failure() {
     let temp = tempfile::tempdir().unwrap();
     let small = temp.path().join("small");
     fs::create_dir_all(&small).unwrap();
-    if !is_root() {
-        println!("skipped: not root, no tmpfs mount");
+    let Some(_mount) = mount_tmpfs(&small, "size=1m") else {
         return;
-    }
-    let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&small)
-        .output()
-        .unwrap();
-    if !mount.status.success() {
-        println!("skipped: mount refused here: {}", describe(&mount));
-        return;
-    }
-    let _mount = Mount(small.clone());
+    };
     let tool = Tool {
         store: small.join("store"),
     };

@@ -19,7 +19,7 @@ use store::index::IndexFile;
 use store::world::RealWorld;
 
 mod common;
-use common::{Tool, describe, noise, walk};
+use common::{Tool, describe, is_root, noise, walk};
 
 fn new_store(temp: &Path) -> Tool {
     let tool = Tool {
@@ -555,11 +555,6 @@ fn an_index_that_does_not_match_its_manifest_is_refused() {
     );
     let (code, stderr, _) = run(&tool, &["ls", "host/b"]);
     assert_eq!(code, 5, "{stderr}");
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]

@@ -8,12 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{Tool, describe, noise};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::{Tool, is_root, mount_tmpfs, noise};
 
 fn new_store(temp: &Path) -> Tool {
     let tool = Tool {
@@ -143,26 +138,15 @@ fn exclude_patterns_match_names_archive_paths_and_absolute_paths_also_from_a_fil
 
 #[test]
 fn one_file_system_archives_a_mount_point_empty() {
-    if !is_root() {
-        println!("skipped: not root, no tmpfs mount");
-        return;
-    }
     let temp = tempfile::tempdir().unwrap();
     let tool = new_store(temp.path());
     let src = temp.path().join("src");
     let mnt = src.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
     fs::write(src.join("file"), b"x").unwrap();
-    let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .output()
-        .unwrap();
-    if !mount.status.success() {
-        println!("skipped: mount refused here: {}", describe(&mount));
+    let Some(_mount) = mount_tmpfs(&mnt, "size=1m") else {
         return;
-    }
-    let _undo = Undo(vec!["umount"], mnt.clone());
+    };
     fs::write(mnt.join("inside"), b"other filesystem").unwrap();
     tool.json(&[
         "backup",

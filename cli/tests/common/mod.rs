@@ -84,3 +84,37 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     all
 }
+
+/// Is this test running as root (mounts, device nodes, another user)?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A mount, unmounted when dropped.
+pub struct Mount(pub PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs with `options` (`size=1m,...`) at `at`; `None`, with the reason printed, where
+/// that cannot be done (not root, or mount refused).
+pub fn mount_tmpfs(at: &Path, options: &str) -> Option<Mount> {
+    if !is_root() {
+        println!("skipped: not root, no tmpfs mount");
+        return None;
+    }
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(at)
+        .output()
+        .unwrap();
+    if !mount.status.success() {
+        println!("skipped: mount refused here: {}", describe(&mount));
+        return None;
+    }
+    Some(Mount(at.to_owned()))
+}

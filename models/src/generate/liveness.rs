@@ -17,9 +17,9 @@ use store::backup_info::{BackupDir, BackupGroup, BackupTime};
 use store::datastore::backup::{ArchiveSpec, backup_snapshot};
 use store::datastore::gc::GcOptions;
 use store::datastore::verify::{VerifyJob, VerifyOptions, VerifyOutcome};
-use store::datastore::{Datastore, Error};
+use store::datastore::{Datastore, Error, SnapshotInfo};
 use store::digest::Digest;
-use store::index::IndexFile;
+use store::index::{ArchiveKind, IndexFile};
 use store::sync::SyncFamily;
 use store::world::{FileKind, LockMode, World};
 
@@ -34,7 +34,6 @@ pub fn check<S: SyncFamily>(
     store: &Datastore<SimWorld<S>>,
     groups: &[BackupGroup],
 ) -> Result<(), String> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| format!("liveness: {what}: {err}");
     no_lock_held(store).map_err(|err| fail("a lock is still held", &err))?;
     store.world().advance(ADVANCE);
     let options = GcOptions {
@@ -57,6 +56,25 @@ pub fn check<S: SyncFamily>(
         ignore_verified: false,
         ..VerifyOptions::default()
     };
+    for info in all_snapshots(store)?.iter().filter(|info| info.finished) {
+        match store.verify_snapshot(&mut VerifyJob::new(), &options, &info.dir) {
+            Ok(VerifyOutcome::Verified { ok: true, .. }) => {}
+            other => return Err(fail(&format!("verify {}", info.dir), &format!("{other:?}"))),
+        }
+    }
+    if let Some(path) = temporary_file(store.world(), store.base())? {
+        return Err(fail("a temporary file is left", &path));
+    }
+    chunks_match_references(store)
+}
+
+fn fail(what: &str, err: &dyn std::fmt::Display) -> String {
+    format!("liveness: {what}: {err}")
+}
+
+/// Every snapshot of every group, finished or not.
+fn all_snapshots<W: World>(store: &Datastore<W>) -> Result<Vec<SnapshotInfo>, String> {
+    let mut all = Vec::new();
     for group in store
         .list_groups()
         .map_err(|err| fail("list groups", &err))?
@@ -64,17 +82,9 @@ pub fn check<S: SyncFamily>(
         let snapshots = store
             .list_snapshots(&group)
             .map_err(|err| fail("list snapshots", &err))?;
-        for info in snapshots.iter().filter(|info| info.finished) {
-            match store.verify_snapshot(&mut VerifyJob::new(), &options, &info.dir) {
-                Ok(VerifyOutcome::Verified { ok: true, .. }) => {}
-                other => return Err(fail(&format!("verify {}", info.dir), &format!("{other:?}"))),
-            }
-        }
+        all.extend(snapshots);
     }
-    if let Some(path) = temporary_file(store.world(), store.base())? {
-        return Err(fail("a temporary file is left", &path));
-    }
-    chunks_match_references(store)
+    Ok(all)
 }
 
 /// Every group lock and every snapshot lock can be taken exclusively without waiting.
@@ -110,30 +120,24 @@ fn temporary_file<W: World>(world: &W, dir: &Path) -> Result<Option<String>, Str
 
 /// The chunk store holds exactly the chunks the indexes of the snapshots reference.
 fn chunks_match_references<W: World>(store: &Datastore<W>) -> Result<(), String> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| format!("liveness: {what}: {err}");
     let mut referenced = BTreeSet::new();
-    for group in store
-        .list_groups()
-        .map_err(|err| fail("list groups", &err))?
-    {
-        let snapshots = store
-            .list_snapshots(&group)
-            .map_err(|err| fail("list snapshots", &err))?;
-        for info in snapshots {
-            let path = store.snapshot_path(&info.dir);
-            let entries = store
-                .world()
-                .read_dir(&path)
-                .map_err(|err| fail("list a snapshot", &err))?;
-            for entry in entries {
-                let name = entry.name.to_string_lossy();
-                if !(name.ends_with(".didx") || name.ends_with(".fidx")) {
-                    continue;
-                }
-                let index = IndexFile::open(store.world(), &path.join(&entry.name))
-                    .map_err(|err| fail(&format!("index {}", path.display()), &err))?;
-                referenced.extend(index.digests().iter().copied());
+    for info in all_snapshots(store)? {
+        let path = store.snapshot_path(&info.dir);
+        let entries = store
+            .world()
+            .read_dir(&path)
+            .map_err(|err| fail("list a snapshot", &err))?;
+        for entry in entries {
+            let is_index = entry
+                .name_str()
+                .and_then(ArchiveKind::from_name)
+                .is_some_and(|kind| kind.is_index());
+            if !is_index {
+                continue;
             }
+            let index = IndexFile::open(store.world(), &path.join(&entry.name))
+                .map_err(|err| fail(&format!("index {}", path.display()), &err))?;
+            referenced.extend(index.digests().iter().copied());
         }
     }
     let mut stored = BTreeSet::new();
